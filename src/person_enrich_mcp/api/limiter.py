@@ -1,0 +1,79 @@
+"""A client-side sliding-window limiter per endpoint, so the server never causes upstream 429s itself.
+
+The counters live behind `SlotSource` (the state store), so replicas sharing a store share the limit.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import anyio
+
+from person_enrich_mcp.errors import LocalRateLimitError
+
+
+MAX_HOLD_SECONDS = 900.0
+
+
+class SlotSource(Protocol):
+    """Anything that can hand out sliding-window slots (the state store does)."""
+
+    async def take_slot(self, bucket: str, limit: int, window_seconds: float) -> float:
+        """0.0 if a slot was taken, else seconds until one frees."""
+        ...
+
+
+class RateLimiter:
+    """Waits for a free slot per endpoint, bounded by `max_wait`; honours upstream `remaining: 0` hints."""
+
+    def __init__(
+        self,
+        slots: SlotSource,
+        *,
+        limits: dict[str, int],
+        window_seconds: float,
+        max_wait: float,
+        bucket_prefix: str,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        self._slots = slots
+        self._limits = limits
+        self._window = window_seconds
+        self._max_wait = max_wait
+        self._prefix = bucket_prefix
+        self._clock = clock
+        self._sleep = sleep
+        self._not_before: dict[str, float] = {}
+        self._random = random.Random()
+
+    async def acquire(self, endpoint: str) -> float:
+        """Take a slot for `endpoint`, waiting if needed; returns the seconds waited.
+
+        Raises:
+            LocalRateLimitError: if a slot would not free within `max_wait`.
+        """
+        waited = 0.0
+        while True:
+            pause = self._not_before.get(endpoint, 0.0) - self._clock()
+            if pause <= 0:
+                pause = await self._slots.take_slot(f"{self._prefix}:{endpoint}", self._limits[endpoint], self._window)
+                if pause <= 0:
+                    return waited
+            if waited + pause > self._max_wait:
+                raise LocalRateLimitError(
+                    f"rate limit for {endpoint}: next slot in {pause:.1f} s", retry_after=pause + waited
+                )
+            delay = pause + self._random.uniform(0, min(0.25, pause / 4 + 0.01))
+            await self._sleep(delay)
+            waited += delay
+
+    def observe(self, endpoint: str, *, remaining: int | None, reset_seconds: float | None) -> None:
+        """Take the upstream's word: with nothing remaining, hold the endpoint until its reset."""
+        if remaining is not None and remaining <= 0 and reset_seconds is not None and reset_seconds > 0:
+            # Bounded: a bad header must not hold an endpoint for good.
+            hold = min(reset_seconds, MAX_HOLD_SECONDS)
+            self._not_before[endpoint] = max(self._not_before.get(endpoint, 0.0), self._clock() + hold)

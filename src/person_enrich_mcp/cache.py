@@ -1,0 +1,90 @@
+"""A cache of enriched profiles, so a repeat look-up costs nothing.
+
+Entries are keyed by (kind, normalised identifier) and remember the field selection that was paid for: a
+cached superset serves any subset. A look-up that matched nobody is cached too (for a shorter time): it
+cost nothing, but skipping it saves a round trip and a rate-limit slot. For email look-ups the entry also
+remembers the `min_similarity_score` it was fetched with, and only serves requests at least as strict.
+Keys are hashed, so identifiers (emails are personal data) never appear in a shared store's key space.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, cast
+
+from person_enrich_mcp.api import EnrichMatch
+from person_enrich_mcp.fields import FieldSelection, project
+from person_enrich_mcp.state import StateStore
+
+
+@dataclass(frozen=True, slots=True)
+class CachedLookup:
+    """A look-up answered from the cache: the matches (empty for a known no-match)."""
+
+    matches: list[EnrichMatch]
+
+
+class ProfileCache:
+    """Profiles by identifier and field selection, with a TTL, over a `StateStore`."""
+
+    def __init__(self, store: StateStore, *, scope: str, ttl_seconds: float, negative_ttl_seconds: float) -> None:
+        self._store = store
+        self._scope = scope
+        self._ttl = ttl_seconds
+        self._negative_ttl = negative_ttl_seconds
+
+    def _key(self, kind: str, identifier: str) -> str:
+        digest = hashlib.sha256(f"{kind}\0{identifier}".encode()).hexdigest()[:40]
+        return f"profile:{self._scope}:{digest}"
+
+    async def get(
+        self, kind: str, identifier: str, selection: FieldSelection, min_score: float | None
+    ) -> CachedLookup | None:
+        """The cached answer if it covers `selection` and was fetched at a threshold no stricter than asked."""
+        if self._ttl <= 0:
+            return None
+        raw = await self._store.cache_get(self._key(kind, identifier))
+        if raw is None:
+            return None
+        entry: dict[str, Any] = json.loads(raw)
+        threshold = min_score or 0.0
+        if threshold < float(entry.get("min") or 0.0):
+            return None
+        matches = [EnrichMatch.model_validate(m) for m in cast(list[dict[str, Any]], entry["matches"])]
+        if not matches:
+            return CachedLookup([])
+        if not FieldSelection(tuple(cast(list[str], entry["sel"]))).covers(selection):
+            return None
+        return CachedLookup([m for m in matches if m.confidence_score >= threshold])
+
+    async def cached_selection(self, kind: str, identifier: str) -> FieldSelection | None:
+        """The selection a live positive entry was paid for, if any (to widen a re-fetch at no extra cost)."""
+        if self._ttl <= 0:
+            return None
+        raw = await self._store.cache_get(self._key(kind, identifier))
+        if raw is None:
+            return None
+        entry: dict[str, Any] = json.loads(raw)
+        if not entry["matches"]:
+            return None
+        return FieldSelection(tuple(cast(list[str], entry["sel"])))
+
+    async def put(
+        self,
+        kind: str,
+        identifier: str,
+        selection: FieldSelection,
+        min_score: float | None,
+        matches: list[EnrichMatch],
+    ) -> None:
+        """Remember what one identifier returned for the selection that was paid for."""
+        if self._ttl <= 0:
+            return
+        stored = [
+            {"confidence_score": m.confidence_score, "person_data": project(m.person_data, selection)} for m in matches
+        ]
+        entry = {"sel": list(selection.paths), "min": min_score or 0.0, "matches": stored}
+        ttl = self._ttl if matches else self._negative_ttl
+        await self._store.cache_put(self._key(kind, identifier), json.dumps(entry, separators=(",", ":")), ttl)

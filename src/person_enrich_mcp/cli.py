@@ -1,0 +1,99 @@
+"""Command line: serve MCP over stdio (the default), run the sandbox, or run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import SecretStr
+
+from person_enrich_mcp import __version__
+from person_enrich_mcp.errors import ConfigurationError
+from person_enrich_mcp.sandbox import cli as sandbox_cli
+from person_enrich_mcp.settings import OPTIONS, Settings, load_settings
+
+logger = logging.getLogger("person_enrich_mcp")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: server flags mirror the environment variables of `settings.OPTIONS`."""
+    parser = argparse.ArgumentParser(
+        prog="person-enrich-mcp",
+        description="MCP server for the Crustdata Person API: trimmed results, a per-session credit budget, "
+        "and an offline sandbox. With no command it serves MCP over stdio.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more to stderr (-v info, -vv debug)")
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="serve against an embedded offline sandbox with synthetic data (no key, no credits spent)",
+    )
+    for option in OPTIONS:
+        dest = "api_key_file" if option.field == "api_key" else option.field
+        parser.add_argument(option.flag, dest=dest, metavar="VALUE", help=f"{option.help} (env {option.env})")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sandbox = commands.add_parser("sandbox", help="run the offline emulator of the Person API over HTTP")
+    sandbox_cli.add_arguments(sandbox)
+    commands.add_parser("demo", help="run a scripted MCP session against the sandbox and print what happens")
+    return parser
+
+
+def configure_logging(verbosity: int) -> None:
+    """Log to stderr only: in stdio mode stdout carries the protocol."""
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One line per HTTP request is noise below -vv.
+    logging.getLogger("httpx2").setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    names = ["api_key_file" if o.field == "api_key" else o.field for o in OPTIONS]
+    return {name: getattr(args, name) for name in names}
+
+
+def serve_stdio(settings: Settings, *, sandbox: bool) -> int:
+    """Serve MCP over stdio until the client disconnects; with `sandbox`, against an embedded sandbox."""
+    from person_enrich_mcp.sandbox import SandboxServer
+    from person_enrich_mcp.server import build_server
+
+    if not sandbox:
+        server = build_server(settings)
+        server.run("stdio")
+        return 0
+    with SandboxServer() as upstream:
+        logger.info("embedded sandbox at %s (synthetic data)", upstream.url)
+        sandboxed = settings.model_copy(
+            update={
+                "api_base_url": upstream.url,
+                "api_key": SecretStr(f"sandbox-{secrets.token_hex(8)}"),
+                "sandbox": True,
+            }
+        )
+        build_server(sandboxed).run("stdio")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `person-enrich-mcp` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    if args.command == "sandbox":
+        return sandbox_cli.run(args)
+    if args.command == "demo":
+        from person_enrich_mcp.demo import run_demo
+
+        return run_demo()
+    try:
+        settings = load_settings(_flags(args))
+        if not args.sandbox:
+            settings.require_api_key()
+    except ConfigurationError as exc:
+        sys.stderr.write(f"person-enrich-mcp: {exc}\n")
+        return 2
+    return serve_stdio(settings, sandbox=args.sandbox)

@@ -1,0 +1,278 @@
+"""One exception tree for the whole server, and the one place that turns it into what a model reads.
+
+    PersonEnrichError
+    ├── ConfigurationError                  bad or missing settings (startup only)
+    ├── InputError                          arguments rejected locally, before anything is spent
+    ├── SpendRefusedError                   the call was not made; nothing was spent
+    │   ├── BudgetExceededError             estimate does not fit the session budget
+    │   ├── CallCeilingError                estimate is above the call's own max_credits
+    │   ├── ConfirmationRequiredError       above the confirmation threshold, and the client cannot be asked
+    │   └── ConfirmationDeclinedError       the user said no
+    └── APIError                            the upstream call failed
+        ├── APIConnectionError              the request never reached the upstream (safe to retry)
+        ├── APIOutcomeUnknownError          sent, but no usable answer (timeout, dropped connection)
+        ├── APIResponseError                an answer that is not valid JSON of the documented shape
+        ├── LocalRateLimitError             our own limiter would have to wait too long
+        └── APIStatusError                  the upstream answered with an error status
+            ├── BadRequestError             400
+            ├── AuthenticationError         401
+            ├── InsufficientCreditsError    402, or 403 "insufficient credits"
+            ├── PermissionDeniedError       403 (plan-gated fields or endpoint)
+            ├── NotFoundError               404
+            ├── RateLimitError              429
+            └── ServerError                 5xx
+
+`model_message(exc)` is the only function that writes the sentence a model sees: it names the cause and
+the next step, and never includes the API key or a raw upstream body.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+
+def format_credits(amount: Decimal) -> str:
+    """Credits as the model reads them: two decimals, no exponent."""
+    return f"{amount.quantize(Decimal('0.01')):f}"
+
+
+class PersonEnrichError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    code = "error"
+
+
+class ConfigurationError(PersonEnrichError):
+    """A setting is missing or invalid; raised at startup."""
+
+    code = "configuration"
+
+
+class InputError(PersonEnrichError):
+    """The arguments were rejected locally; nothing was sent upstream and nothing was spent."""
+
+    code = "invalid_input"
+
+
+class SpendRefusedError(PersonEnrichError):
+    """The call was refused before anything was spent."""
+
+    code = "refused"
+
+    def __init__(self, message: str, *, estimate: Decimal, remaining: Decimal) -> None:
+        super().__init__(message)
+        self.estimate = estimate
+        self.remaining = remaining
+
+
+class BudgetExceededError(SpendRefusedError):
+    """The worst-case cost does not fit in what is left of the session budget."""
+
+    code = "budget_exceeded"
+
+
+class CallCeilingError(SpendRefusedError):
+    """The worst-case cost is above the `max_credits` the call allowed."""
+
+    code = "max_credits_exceeded"
+
+
+class ConfirmationRequiredError(SpendRefusedError):
+    """The cost is above the confirmation threshold and nobody confirmed it."""
+
+    code = "confirmation_required"
+
+
+class ConfirmationDeclinedError(SpendRefusedError):
+    """The user declined (or cancelled) the confirmation request."""
+
+    code = "confirmation_declined"
+
+
+class APIError(PersonEnrichError):
+    """The upstream call failed."""
+
+    code = "upstream_error"
+
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+
+
+class APIConnectionError(APIError):
+    """The request never reached the upstream (DNS, refused connection, connect timeout)."""
+
+    code = "upstream_unreachable"
+
+
+class APIOutcomeUnknownError(APIError):
+    """The request was sent but no usable answer came back, so whether it was billed is unknown."""
+
+    code = "upstream_outcome_unknown"
+
+
+class APIResponseError(APIError):
+    """The upstream answered 2xx with a body that is not the documented JSON."""
+
+    code = "upstream_bad_response"
+
+    def __init__(self, message: str, *, request_id: str | None = None, credits_used: Decimal | None = None) -> None:
+        super().__init__(message, request_id=request_id)
+        self.credits_used = credits_used
+
+
+class LocalRateLimitError(APIError):
+    """Our own limiter would have to wait longer than allowed before the next upstream request."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class APIStatusError(APIError):
+    """The upstream answered with an error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        error_type: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message, request_id=request_id)
+        self.status_code = status_code
+        self.error_type = error_type
+
+
+class BadRequestError(APIStatusError):
+    """400: the upstream rejected the request."""
+
+    code = "upstream_rejected_request"
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key was missing or rejected."""
+
+    code = "upstream_auth_failed"
+
+
+class InsufficientCreditsError(APIStatusError):
+    """402 (or 403 naming credits): the upstream account has no credits left."""
+
+    code = "upstream_out_of_credits"
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the plan does not include a requested field or endpoint."""
+
+    code = "upstream_permission_denied"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        error_type: str | None = None,
+        request_id: str | None = None,
+        denied_fields: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message, status_code=status_code, error_type=error_type, request_id=request_id)
+        self.denied_fields = denied_fields
+
+
+class NotFoundError(APIStatusError):
+    """404: no data for any identifier (the spec's variant of an empty match)."""
+
+    code = "upstream_not_found"
+
+
+class RateLimitError(APIStatusError):
+    """429: the upstream rate limit was hit and our bounded wait did not clear it."""
+
+    code = "rate_limited"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int = 429,
+        error_type: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, error_type=error_type, request_id=request_id)
+        self.retry_after = retry_after
+
+
+class ServerError(APIStatusError):
+    """5xx: the upstream failed; retries were exhausted."""
+
+    code = "upstream_unavailable"
+
+
+def _ref(exc: APIError) -> str:
+    return f" (upstream request id {exc.request_id})" if exc.request_id else ""
+
+
+def model_message(exc: PersonEnrichError) -> str:
+    """The sentence a model reads for any error of this package: the cause, then the next step."""
+    if isinstance(exc, InputError | SpendRefusedError | ConfigurationError):
+        return str(exc)
+    if isinstance(exc, AuthenticationError):
+        return (
+            "The Person API rejected the API key (401). Nothing was charged. The operator must set a valid "
+            "CRUSTDATA_API_KEY and restart the server; retrying will not help."
+        )
+    if isinstance(exc, InsufficientCreditsError):
+        return (
+            f"The Person API account has run out of credits ({exc.status_code}){_ref(exc)}. Nothing was charged. "
+            "Tell the user to top up the account; retrying will not help."
+        )
+    if isinstance(exc, PermissionDeniedError):
+        if exc.denied_fields:
+            denied = ", ".join(exc.denied_fields)
+            return (
+                f"The Person API plan does not include these fields: {denied}{_ref(exc)}. Nothing was charged. "
+                "Call again without them."
+            )
+        return f"The Person API denied access (403): {exc}{_ref(exc)}. Nothing was charged; do not retry."
+    if isinstance(exc, RateLimitError | LocalRateLimitError):
+        wait = f" Retry in about {exc.retry_after:.0f} s." if exc.retry_after else " Retry in a minute."
+        return f"The Person API rate limit is exhausted and the bounded wait ran out. Nothing was charged.{wait}"
+    if isinstance(exc, ServerError):
+        return (
+            f"The Person API failed with {exc.status_code} after retries{_ref(exc)}. Nothing was charged. "
+            "Retry later, or with fewer identifiers."
+        )
+    if isinstance(exc, BadRequestError):
+        return (
+            f"The Person API rejected the request ({exc.status_code}): {exc}{_ref(exc)}. Nothing was charged. "
+            "Fix the argument it names and call again."
+        )
+    if isinstance(exc, NotFoundError):
+        return f"The Person API found no data (404){_ref(exc)}. Nothing was charged."
+    if isinstance(exc, APIResponseError):
+        charged = (
+            f" The upstream reported {format_credits(exc.credits_used)} credits used for it, which are recorded."
+            if exc.credits_used
+            else ""
+        )
+        return (
+            f"The Person API sent an unreadable answer{_ref(exc)}.{charged} It was not retried automatically, "
+            "because a retry would be charged again; call again only if the data is still needed."
+        )
+    if isinstance(exc, APIOutcomeUnknownError):
+        return (
+            f"The Person API did not answer in time or dropped the connection{_ref(exc)}. Whether it billed is "
+            "unknown, so the reserved credits stay counted against the session budget (see get_budget). "
+            "It was not retried automatically; call again with fewer identifiers if the data is still needed."
+        )
+    if isinstance(exc, APIConnectionError):
+        return (
+            "The Person API could not be reached. Nothing was charged. Check the network or "
+            "PERSON_ENRICH_API_BASE_URL, then retry."
+        )
+    return f"Person API call failed: {exc}. Nothing was charged."

@@ -1,0 +1,168 @@
+"""Normalise and validate identifiers before anything is spent.
+
+Upstream, one malformed identifier fails a whole batch of 25, and a personal mailbox never matches a
+`business_emails` look-up. So every identifier is checked here: valid ones are normalised (and
+de-duplicated), invalid ones are reported one by one and never sent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import quote, unquote, urlsplit
+
+PROFILE_URL_PREFIX = "https://www.linkedin.com/in/"
+
+_HOST_RE = re.compile(r"(?:(?:www|[a-z]{2})\.)?linkedin\.com")
+_SLUG_RE = re.compile(r"[\w\-.]{3,100}", re.UNICODE)
+_EMAIL_RE = re.compile(
+    r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
+)
+MAX_IDENTIFIER_LENGTH = 320
+
+# Consumer mailbox providers: `business_emails` never resolves these, so a look-up is a guaranteed miss.
+PERSONAL_MAIL_DOMAINS = frozenset(
+    {
+        "gmail.com", "googlemail.com", "yahoo.com", "yahoo.co.uk", "yahoo.fr", "yahoo.de", "ymail.com",
+        "outlook.com", "hotmail.com", "hotmail.co.uk", "live.com", "msn.com", "icloud.com", "me.com", "mac.com",
+        "aol.com", "proton.me", "protonmail.com", "pm.me", "gmx.com", "gmx.de", "gmx.net", "web.de", "mail.com",
+        "yandex.com", "yandex.ru", "mail.ru", "qq.com", "163.com", "126.com", "zoho.com", "fastmail.com",
+        "hey.com", "tutanota.com", "comcast.net", "att.net", "verizon.net",
+    }
+)  # fmt: skip
+
+
+class IdentifierRejected(ValueError):
+    """An identifier failed local validation; the message says why and how to fix it."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifierProblem:
+    """One identifier that was not sent upstream, and why."""
+
+    identifier: str
+    reason: str
+
+
+@dataclass(slots=True)
+class IdentifierBatch:
+    """The outcome of checking a list of identifiers.
+
+    `accepted` maps each normalised identifier to the first input spelling that produced it, in input order;
+    duplicates (after normalisation) are sent once.
+    """
+
+    accepted: dict[str, str] = field(default_factory=dict[str, str])
+    problems: list[IdentifierProblem] = field(default_factory=list[IdentifierProblem])
+    duplicates: int = 0
+
+    @property
+    def normalised(self) -> list[str]:
+        """The identifiers to look up, normalised and unique, in input order."""
+        return list(self.accepted)
+
+
+def _check_length(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise IdentifierRejected("empty identifier")
+    if len(value) > MAX_IDENTIFIER_LENGTH:
+        raise IdentifierRejected(f"longer than {MAX_IDENTIFIER_LENGTH} characters")
+    if any(ord(c) < 32 or c.isspace() for c in value):
+        raise IdentifierRejected("contains whitespace or control characters")
+    return value
+
+
+def normalise_profile_url(raw: str) -> str:
+    """Return the canonical `https://www.linkedin.com/in/<slug>` form of a profile URL.
+
+    Accepts `http`, no scheme, no `www.`, country sub-domains, upper-case hosts, a trailing slash, a query
+    string and a fragment (both dropped). Rejects other hosts, credentials, ports, and anything that is not
+    a single `/in/<slug>` path.
+
+    Raises:
+        IdentifierRejected: with a reason a model can act on.
+    """
+    value = _check_length(raw)
+    if "://" not in value:
+        if ":" in value.split("/", 1)[0]:
+            raise IdentifierRejected("not an http(s) URL; expected https://www.linkedin.com/in/<slug>")
+        value = "https://" + value
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # e.g. an unbalanced "[" read as an IPv6 literal
+        raise IdentifierRejected("not a valid URL; expected https://www.linkedin.com/in/<slug>") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise IdentifierRejected("not an http(s) URL; expected https://www.linkedin.com/in/<slug>")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise IdentifierRejected("URL must not contain credentials")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None:
+        raise IdentifierRejected("URL must not name a port")
+    host = (parts.hostname or "").rstrip(".").lower()
+    if not _HOST_RE.fullmatch(host):
+        raise IdentifierRejected("not a professional network profile URL; expected https://www.linkedin.com/in/<slug>")
+    segments = [s for s in parts.path.split("/") if s]
+    if len(segments) != 2 or segments[0].lower() != "in":
+        if segments and segments[0].lower() == "pub":
+            raise IdentifierRejected("legacy /pub/ URL; open the profile and use its /in/<slug> URL")
+        raise IdentifierRejected("expected a single /in/<slug> path, e.g. https://www.linkedin.com/in/jane-doe")
+    slug = unquote(segments[1], errors="strict")
+    # After one round of decoding a slug holds no "%": one that does was double-encoded or malformed.
+    if "%" in slug or not _SLUG_RE.fullmatch(slug) or slug.strip(".-") == "":
+        raise IdentifierRejected("the profile slug has characters a profile URL cannot have")
+    # Canonical form: lower case, non-ASCII percent-encoded (as profile URLs are shared), so it is stable.
+    return PROFILE_URL_PREFIX + quote(slug.lower(), safe="-_.")
+
+
+def normalise_business_email(raw: str) -> str:
+    """Return a lower-cased business email address.
+
+    Raises:
+        IdentifierRejected: for malformed addresses, display-name forms, and personal mailbox domains.
+    """
+    if "<" in raw or ">" in raw:
+        raise IdentifierRejected("pass the bare address (jane@company.com), without a display name or angle brackets")
+    value = _check_length(raw)
+    lowered = value.lower()
+    if lowered.startswith("mailto:"):
+        raise IdentifierRejected("pass the bare address, without mailto:")
+    if len(lowered) > 254 or not _EMAIL_RE.fullmatch(lowered):
+        raise IdentifierRejected("not a valid email address")
+    domain = lowered.rsplit("@", 1)[1]
+    if domain in PERSONAL_MAIL_DOMAINS:
+        raise IdentifierRejected(
+            f"{domain} is a personal mailbox; business_emails only resolves work addresses, so this look-up "
+            "would always miss and was not sent (no credits spent)"
+        )
+    return lowered
+
+
+def _check_all(raw_values: list[str], normalise: Callable[[str], str]) -> IdentifierBatch:
+    batch = IdentifierBatch()
+    for raw in raw_values:
+        try:
+            canonical = normalise(raw)
+        except IdentifierRejected as exc:
+            batch.problems.append(IdentifierProblem(identifier=raw[:MAX_IDENTIFIER_LENGTH], reason=str(exc)))
+            continue
+        if canonical in batch.accepted:
+            batch.duplicates += 1
+        else:
+            batch.accepted[canonical] = raw
+    return batch
+
+
+def check_profile_urls(raw_values: list[str]) -> IdentifierBatch:
+    """Validate and normalise profile URLs; duplicates after normalisation are kept once."""
+    return _check_all(raw_values, normalise_profile_url)
+
+
+def check_business_emails(raw_values: list[str]) -> IdentifierBatch:
+    """Validate and normalise business emails; duplicates after normalisation are kept once."""
+    return _check_all(raw_values, normalise_business_email)

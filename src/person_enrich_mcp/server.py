@@ -1,0 +1,228 @@
+"""`build_server`: the one place where settings, the upstream client, the state and the tools are wired."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncGenerator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, cast
+
+import httpx2
+from mcp.server import MCPServer
+from mcp.server.mcpserver.tools import Tool
+from mcp.types import ToolAnnotations
+
+from person_enrich_mcp import __version__, fields, pricing
+from person_enrich_mcp.api import ENRICH, SEARCH, PersonAPI, RateLimiter, RetryPolicy
+from person_enrich_mcp.budget import Budget
+from person_enrich_mcp.cache import ProfileCache
+from person_enrich_mcp.errors import format_credits
+from person_enrich_mcp.settings import Settings
+from person_enrich_mcp.state import MemoryStore, StateStore
+from person_enrich_mcp.tools.budget import get_budget
+from person_enrich_mcp.tools.context import AppState
+from person_enrich_mcp.tools.enrich import enrich_person_by_email, enrich_person_by_url
+from person_enrich_mcp.tools.search import search_then_enrich
+
+SERVER_NAME = "person-enrich-mcp"
+
+INSTRUCTIONS = (
+    "Look people up in a paid person-data API. Every look-up spends credits from this session's budget "
+    "(get_budget is free). With identifiers in hand use enrich_person_by_url or enrich_person_by_email; to find "
+    "people by role, company or place use search_then_enrich. Ask only for the fields you need (catalog and "
+    f"prices: {fields.FIELDS_RESOURCE_URI}); repeat look-ups are served free from the cache."
+)
+
+_ENRICH_HINTS = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+)  # fmt: skip
+_LOCAL_HINTS = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """One tool as the model sees it."""
+
+    fn: Callable[..., Any]
+    title: str
+    annotations: ToolAnnotations
+    output_keys: tuple[str, ...]
+
+
+_PEOPLE = ("people", "receipt")
+TOOL_SPECS: tuple[ToolSpec, ...] = (
+    ToolSpec(enrich_person_by_url, "Enrich by profile URL", _ENRICH_HINTS, _PEOPLE),
+    ToolSpec(enrich_person_by_email, "Enrich by work email", _ENRICH_HINTS, _PEOPLE),
+    ToolSpec(search_then_enrich, "Search, then enrich", _ENRICH_HINTS, _PEOPLE),
+    ToolSpec(get_budget, "Session credit budget", _LOCAL_HINTS, ("remaining", "receipts")),
+)
+
+
+# Schema keywords that cost the model context without telling it anything it needs: generated titles, and
+# string-length bounds and `additionalProperties: false` that the server enforces anyway.
+_DROPPED_KEYWORDS = frozenset({"title", "maxLength", "minLength", "additionalProperties"})
+
+
+def compact_schema(schema: Any, *, in_properties: bool = False) -> Any:
+    """Shrink a generated input schema to what a model needs to call the tool correctly.
+
+    Drops `_DROPPED_KEYWORDS`, class docstrings of nested models, `"type"` beside an `enum`, and the `null`
+    arm (with its `default: null`) of optional parameters.
+    """
+    if isinstance(schema, list):
+        return [compact_schema(item) for item in cast(list[Any], schema)]
+    if not isinstance(schema, dict):
+        return schema
+    source = cast(dict[str, Any], schema)
+    if in_properties:  # keys here are property or definition names, not schema keywords
+        return {name: compact_schema(value) for name, value in source.items()}
+    out: dict[str, Any] = {}
+    for key, value in source.items():
+        if key in _DROPPED_KEYWORDS:
+            continue
+        out[key] = compact_schema(value, in_properties=key in ("properties", "$defs"))
+    if "enum" in out:
+        out.pop("type", None)
+    if "default" in out and (out["default"] in (None, False) or (out["default"] == "asc" and "enum" in out)):
+        del out["default"]  # absent, false and ascending go without saying
+    if "$ref" not in out and "properties" in out and "description" in out and out.get("type") == "object":
+        del out["description"]  # a nested model's docstring; parameters keep their own descriptions
+    arms = out.get("anyOf")
+    if isinstance(arms, list) and "default" in source and source["default"] is None:
+        kept = [a for a in cast(list[Any], arms) if a != {"type": "null"}]
+        if len(kept) == 1 and isinstance(kept[0], dict):
+            del out["anyOf"]
+            out = {**cast(dict[str, Any], kept[0]), **out}
+    return out
+
+
+def outline_schema(schema: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """An output schema cut down to the top-level keys every result has.
+
+    The full result model still validates every result on the server; the published outline keeps the
+    contract (an object with these keys, more allowed) without spending the model's context on it.
+    """
+    properties = cast(dict[str, Any], schema.get("properties", {}))
+    missing = [k for k in keys if k not in properties]
+    if missing:
+        raise ValueError(f"output keys {missing} are not in the result model")
+    return {"type": "object", "required": list(keys)}
+
+
+def _tool(spec: ToolSpec) -> Tool:
+    tool = Tool.from_function(spec.fn, title=spec.title, annotations=spec.annotations, structured_output=True)
+    tool.description = " ".join(line.strip() for line in tool.description.split("\n") if line.strip())
+    tool.parameters = compact_schema(tool.parameters)
+    if tool.fn_metadata.output_schema is not None:
+        tool.fn_metadata.output_schema = outline_schema(tool.fn_metadata.output_schema, spec.output_keys)
+    return tool
+
+
+def field_catalog() -> dict[str, Any]:
+    """The resource listing every valid field path, its section and its credit add-on."""
+    return {
+        "pricing": {
+            "base_per_matched_profile": format_credits(pricing.BASE_PROFILE),
+            "cap_per_profile": format_credits(pricing.PROFILE_CAP),
+            "search_per_result": f"{pricing.SEARCH_PER_RESULT}",
+            "no_match": "free",
+        },
+        "default_fields": list(fields.DEFAULT_PATHS),
+        "sections": list(fields.SECTIONS),
+        "fields": [
+            {"path": path, "section": fields.section_of(path), "addon_credits": format_credits(addon)}
+            if (addon := pricing.addon_for_path(path))
+            else {"path": path, "section": fields.section_of(path)}
+            for path in fields.ALL_PATHS
+        ],
+    }
+
+
+def _key_fingerprint(settings: Settings) -> str:
+    key = settings.require_api_key().get_secret_value()
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def build_server(
+    settings: Settings,
+    *,
+    transport: httpx2.AsyncBaseTransport | None = None,
+    store_factory: Callable[[], StateStore] | None = None,
+) -> MCPServer[AppState]:
+    """The MCP server: tools, the field-catalog resource, and a lifespan that owns the client and the state.
+
+    Raises:
+        ConfigurationError: when no API key is configured (and this is not the sandbox).
+    """
+    settings.require_api_key()
+    fingerprint = _key_fingerprint(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[AppState]) -> AsyncGenerator[AppState]:
+        store = store_factory() if store_factory is not None else MemoryStore()
+        limiter = RateLimiter(
+            store,
+            limits={ENRICH: settings.enrich_rpm, SEARCH: settings.search_rpm},
+            window_seconds=settings.rate_window_seconds,
+            max_wait=settings.max_wait_seconds,
+            bucket_prefix=f"rl:{fingerprint}",
+        )
+        api = PersonAPI(
+            base_url=settings.api_base_url,
+            api_key=settings.require_api_key(),
+            limiter=limiter,
+            retry=RetryPolicy(
+                max_retries=settings.max_retries,
+                base_delay=settings.retry_base_delay,
+                max_delay=settings.retry_max_delay,
+                max_wait=settings.max_wait_seconds,
+            ),
+            timeout=httpx2.Timeout(settings.request_timeout, connect=settings.connect_timeout),
+            user_agent=f"{SERVER_NAME}/{__version__}",
+            transport=transport,
+        )
+        state = AppState(
+            settings=settings,
+            api=api,
+            store=store,
+            budget=Budget(store, session_limit=settings.session_budget),
+            cache=ProfileCache(
+                store,
+                scope=fingerprint,
+                ttl_seconds=settings.cache_ttl_seconds,
+                negative_ttl_seconds=settings.negative_cache_ttl_seconds,
+            ),
+            process_session=f"process:{uuid.uuid4().hex}",
+            sandbox=settings.sandbox,
+        )
+        try:
+            yield state
+        finally:
+            await api.aclose()
+            await store.aclose()
+
+    server = MCPServer[AppState](
+        SERVER_NAME,
+        title="Person enrichment (Crustdata Person API)",
+        instructions=INSTRUCTIONS,
+        version=__version__,
+        lifespan=lifespan,
+        tools=[_tool(spec) for spec in TOOL_SPECS],
+    )
+
+    @server.resource(
+        fields.FIELDS_RESOURCE_URI,
+        name="field-catalog",
+        title="Person fields and their credit add-ons",
+        description="Every valid value for `fields`: dot-path, section, and the add-on credits it triggers.",
+        mime_type="application/json",
+    )
+    def field_catalog_resource() -> str:  # pyright: ignore[reportUnusedFunction]
+        return json.dumps(field_catalog(), separators=(",", ":"))
+
+    return server

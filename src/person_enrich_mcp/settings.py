@@ -1,0 +1,134 @@
+"""Every setting in one typed model, read from flags first, then the environment.
+
+The API key lives only here (as a `SecretStr`) and in the `authorization` header the client builds.
+There is deliberately no `--api-key` flag: a key on a command line shows up in process listings.
+Use `CRUSTDATA_API_KEY` or `--api-key-file`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from person_enrich_mcp.errors import ConfigurationError
+
+DEFAULT_BASE_URL = "https://api.crustdata.com"
+API_VERSION = "2025-11-01"
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One setting: its field name, environment variable, flag, and help text."""
+
+    field: str
+    env: str
+    flag: str
+    help: str
+
+
+# The single table of configurable settings; the CLI, the README and the manifests are checked against it.
+OPTIONS: tuple[Option, ...] = (
+    Option("api_key", "CRUSTDATA_API_KEY", "--api-key-file", "Crustdata API key (the flag reads it from a file)"),
+    Option("api_base_url", "PERSON_ENRICH_API_BASE_URL", "--api-base-url", "Person API base URL"),
+    Option("session_budget", "PERSON_ENRICH_SESSION_BUDGET", "--session-budget", "credits one session may spend"),
+    Option(
+        "confirm_above", "PERSON_ENRICH_CONFIRM_ABOVE", "--confirm-above", "ask the user before a call estimated above"
+    ),
+    Option("max_result_bytes", "PERSON_ENRICH_MAX_RESULT_BYTES", "--max-result-bytes", "size cap of one result"),
+    Option("cache_ttl_seconds", "PERSON_ENRICH_CACHE_TTL", "--cache-ttl", "seconds a looked-up profile is reused"),
+    Option("enrich_rpm", "PERSON_ENRICH_ENRICH_RPM", "--enrich-rpm", "upstream enrich requests per minute"),
+    Option("search_rpm", "PERSON_ENRICH_SEARCH_RPM", "--search-rpm", "upstream search requests per minute"),
+    Option("request_timeout", "PERSON_ENRICH_TIMEOUT", "--timeout", "seconds to wait for one upstream answer"),
+    Option("max_wait_seconds", "PERSON_ENRICH_MAX_WAIT", "--max-wait", "longest wait for a rate-limit slot"),
+)
+
+
+class Settings(BaseModel):
+    """The server's configuration. Build it with `load_settings`, or directly in tests."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api_key: SecretStr | None = None
+    api_base_url: str = DEFAULT_BASE_URL
+    session_budget: Decimal = Field(default=Decimal(50), ge=0, le=Decimal(1_000_000))
+    confirm_above: Decimal = Field(default=Decimal(10), ge=0)
+    max_result_bytes: int = Field(default=40_000, ge=2_000, le=5_000_000)
+    cache_ttl_seconds: float = Field(default=86_400.0, ge=0)
+    negative_cache_ttl_seconds: float = Field(default=600.0, ge=0)
+    enrich_rpm: int = Field(default=15, ge=1, le=100_000)
+    search_rpm: int = Field(default=30, ge=1, le=100_000)
+    rate_window_seconds: float = Field(default=60.0, gt=0)
+    request_timeout: float = Field(default=30.0, gt=0, le=600)
+    connect_timeout: float = Field(default=5.0, gt=0, le=120)
+    max_wait_seconds: float = Field(default=60.0, ge=0, le=3600)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    retry_base_delay: float = Field(default=0.5, ge=0)
+    retry_max_delay: float = Field(default=8.0, ge=0)
+    sandbox: bool = False
+
+    def require_api_key(self) -> SecretStr:
+        """The key, or a one-sentence startup error naming the variable and `--sandbox`."""
+        if self.api_key is None or not self.api_key.get_secret_value().strip():
+            raise ConfigurationError(
+                "CRUSTDATA_API_KEY is not set: export your Crustdata API key (or pass --api-key-file), "
+                "or run with --sandbox to use the offline sandbox with synthetic data."
+            )
+        return self.api_key
+
+
+def _read_key_file(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigurationError(f"--api-key-file: cannot read {path}: {exc.strerror}") from None
+
+
+def load_settings(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Merge flags (highest precedence) over environment variables over defaults.
+
+    `flags` maps field names to values, with `None` meaning "not given"; `api_key_file` names a key file.
+
+    Raises:
+        ConfigurationError: naming the variable or flag whose value is invalid.
+    """
+    env = os.environ if environ is None else environ
+    given = {k: v for k, v in (flags or {}).items() if v is not None}
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for option in OPTIONS:
+        if option.field == "api_key" and "api_key_file" in given:
+            values["api_key"] = _read_key_file(str(given.pop("api_key_file")))
+            sources["api_key"] = option.flag
+        elif option.field in given:
+            values[option.field] = given.pop(option.field)
+            sources[option.field] = option.flag
+        elif env.get(option.env, "").strip():
+            values[option.field] = env[option.env].strip()
+            sources[option.field] = option.env
+    values.update(given)
+    try:
+        for name in ("session_budget", "confirm_above"):
+            if name in values:
+                values[name] = Decimal(str(values[name]))
+        return Settings(**values)
+    except InvalidOperation:
+        bad = next(n for n in ("session_budget", "confirm_above") if n in values and not _is_decimal(values[n]))
+        raise ConfigurationError(f"{sources.get(bad, bad)} must be a number of credits") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "settings"
+        raise ConfigurationError(f"{sources.get(name, name)}: {first['msg']}") from None
+
+
+def _is_decimal(value: Any) -> bool:
+    try:
+        Decimal(str(value))
+    except InvalidOperation:
+        return False
+    return True

@@ -1,0 +1,164 @@
+"""`enrich_person_by_url` and `enrich_person_by_email`: look up known people, within the budget."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Elicit, ElicitationResult, Resolve
+from mcp.types import CallToolResult
+from pydantic import Field
+
+from person_enrich_mcp.errors import InputError, PersonEnrichError, model_message
+from person_enrich_mcp.fields import parse_fields
+from person_enrich_mcp.identifiers import IdentifierBatch, check_business_emails, check_profile_urls
+from person_enrich_mcp.tools import enrichment
+from person_enrich_mcp.tools.confirm import SpendApproval, SpendDecision, decide, refusal
+from person_enrich_mcp.tools.context import ToolContext, app_state, progress_reporter, session_key
+from person_enrich_mcp.tools.enrichment import Fetched, Kind, Lookup
+from person_enrich_mcp.tools.params import Fields, MaxCredits
+from person_enrich_mcp.tools.results import EnrichResult, enrich_summary, failure, success
+
+ProfileUrls = Annotated[
+    list[Annotated[str, Field(max_length=2048)]],
+    Field(min_length=1, max_length=25, description="Profile URLs, e.g. https://www.linkedin.com/in/jane-doe"),
+]
+BusinessEmails = Annotated[
+    list[Annotated[str, Field(max_length=320)]],
+    Field(min_length=1, max_length=25, description="Work emails; personal mailboxes never match"),
+]
+MinScore = Annotated[
+    float | None,
+    Field(ge=0, le=1, description="Drop candidates below this (0.9 strict, 0.7 balanced)"),
+]
+
+
+def _lookup(
+    kind: Kind,
+    identifiers: list[str],
+    fields: list[str] | None,
+    *,
+    min_score: float | None = None,
+    force_fetch: bool = False,
+    enrich_realtime: bool = False,
+) -> Lookup:
+    """Validate everything the caller sent; raises `InputError` when nothing can be looked up."""
+    selection = parse_fields(fields)
+    batch: IdentifierBatch = check_profile_urls(identifiers) if kind == "url" else check_business_emails(identifiers)
+    if not batch.accepted:
+        reasons = "; ".join(f"{p.identifier[:120]!r}: {p.reason}" for p in batch.problems[:5])
+        raise InputError(f"None of the identifiers can be looked up, so nothing was sent or spent. {reasons}")
+    return Lookup(kind, batch, selection, min_score, force_fetch, enrich_realtime)
+
+
+async def _quote_or_skip(ctx: ToolContext, lookup_args: dict[str, Any], max_credits: float | None, tool: str) -> Any:
+    """Resolver body shared by both tools: plan against the cache and decide on confirmation."""
+    try:
+        lookup = _lookup(**lookup_args)
+    except PersonEnrichError:
+        return SpendDecision(approved=True, how="not_needed")  # the tool body reports the problem
+    the_plan = await enrichment.plan(app_state(ctx), lookup)
+    return await decide(ctx, the_plan.quote, max_credits, tool=tool)
+
+
+async def _confirm_by_url(
+    ctx: ToolContext,
+    professional_network_profile_urls: list[str],
+    fields: list[str] | None,
+    force_fetch: bool,
+    enrich_realtime: bool,
+    max_credits: float | None,
+) -> SpendDecision | Elicit[SpendApproval]:
+    args = {
+        "kind": "url",
+        "identifiers": professional_network_profile_urls,
+        "fields": fields,
+        "force_fetch": force_fetch,
+        "enrich_realtime": enrich_realtime,
+    }
+    return await _quote_or_skip(ctx, args, max_credits, "enrich_person_by_url")
+
+
+async def _confirm_by_email(
+    ctx: ToolContext,
+    business_emails: list[str],
+    fields: list[str] | None,
+    min_similarity_score: float | None,
+    max_credits: float | None,
+) -> SpendDecision | Elicit[SpendApproval]:
+    args = {"kind": "email", "identifiers": business_emails, "fields": fields, "min_score": min_similarity_score}
+    return await _quote_or_skip(ctx, args, max_credits, "enrich_person_by_email")
+
+
+async def run_lookup(
+    ctx: ToolContext, tool: str, build: dict[str, Any], approval: Any, max_credits: float | None
+) -> CallToolResult:
+    """The path of one enrich call: validate, plan, confirm, reserve, fetch, settle, assemble."""
+    app = app_state(ctx)
+    session = session_key(ctx)
+    try:
+        lookup = _lookup(**build)
+        the_plan = await enrichment.plan(app, lookup)
+        view = await app.budget.view(session)
+        refused = refusal(
+            approval, the_plan.quote, max_credits, threshold=app.settings.confirm_above, remaining=view.remaining
+        )
+        if refused is not None:
+            return failure(refused, view=view)
+        fetched = Fetched()
+        reservation = None
+        if the_plan.to_fetch:
+            reservation = app.budget.reserve(session, the_plan.quote)
+            async with reservation:
+                fetched = await enrichment.fetch(app, the_plan, reservation, progress_reporter(ctx))
+    except PersonEnrichError as exc:
+        return failure(exc, view=await app.budget.view(session))
+    charged, unverified = enrichment.charged_total(reservation)
+    receipt = await app.budget.record(
+        session, tool=tool, quote=the_plan.quote, charged=charged, unverified=unverified, cache_hits=len(the_plan.hits)
+    )
+    if fetched.failure is not None and not fetched.matches and not the_plan.hits:
+        return failure(fetched.failure, receipt=receipt)
+    incomplete = model_message(fetched.failure) if fetched.failure is not None else None
+    result = enrichment.assemble(app, the_plan, fetched, receipt, incomplete=incomplete)
+    return success(result, enrich_summary(result))
+
+
+async def enrich_person_by_url(
+    professional_network_profile_urls: ProfileUrls,
+    ctx: ToolContext,
+    approval: Annotated[ElicitationResult[SpendApproval], Resolve(_confirm_by_url)],
+    fields: Fields = None,
+    force_fetch: bool = False,
+    enrich_realtime: bool = False,
+    max_credits: MaxCredits = None,
+) -> Annotated[CallToolResult, EnrichResult]:
+    """Enrich up to 25 people by profile URL.
+
+    Credits per matched profile: 1 + add-ons (contact.business_emails 1, contact.personal_emails 2,
+    contact.phone_numbers 2, dev_platform_profiles 1; max 7). Misses and cached repeats free;
+    force_fetch/enrich_realtime reserve 7. Default fields: name, headline, title, employer, location, URL.
+    """
+    build = {
+        "kind": "url",
+        "identifiers": professional_network_profile_urls,
+        "fields": fields,
+        "force_fetch": force_fetch,
+        "enrich_realtime": enrich_realtime,
+    }
+    return await run_lookup(ctx, "enrich_person_by_url", build, approval, max_credits)
+
+
+async def enrich_person_by_email(
+    business_emails: BusinessEmails,
+    ctx: ToolContext,
+    approval: Annotated[ElicitationResult[SpendApproval], Resolve(_confirm_by_email)],
+    fields: Fields = None,
+    min_similarity_score: MinScore = None,
+    max_credits: MaxCredits = None,
+) -> Annotated[CallToolResult, EnrichResult]:
+    """Reverse look-up of up to 25 work emails, giving scored candidates (maybe a colleague: check employer).
+
+    1-7 credits per matched email, priced as enrich_person_by_url; misses free.
+    """
+    build = {"kind": "email", "identifiers": business_emails, "fields": fields, "min_score": min_similarity_score}
+    return await run_lookup(ctx, "enrich_person_by_email", build, approval, max_credits)

@@ -1,0 +1,257 @@
+"""`search_then_enrich`: a cheap Person Search for identifiers only, then enrichment of what it found."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from typing import Annotated, Any, Literal, cast
+
+from mcp.server.mcpserver import Elicit, ElicitationResult, Resolve
+from mcp.types import CallToolResult
+from pydantic import BaseModel, ConfigDict, Field
+
+from person_enrich_mcp import pricing
+from person_enrich_mcp.budget import Quote
+from person_enrich_mcp.errors import InputError, PersonEnrichError, model_message
+from person_enrich_mcp.fields import PROFILE_URL_PATH, FieldSelection, parse_fields
+from person_enrich_mcp.identifiers import check_profile_urls
+from person_enrich_mcp.tools import enrichment
+from person_enrich_mcp.tools.confirm import SpendApproval, SpendDecision, decide, refusal
+from person_enrich_mcp.tools.context import ToolContext, app_state, progress_reporter, session_key
+from person_enrich_mcp.tools.enrichment import Fetched, Lookup, Plan
+from person_enrich_mcp.tools.params import Fields, MaxCredits
+from person_enrich_mcp.tools.results import EnrichResult, ProblemOut, enrich_summary, failure, success
+
+MAX_LIMIT = 100
+MAX_FILTER_DEPTH = 6
+MAX_CONDITIONS = 100
+MAX_VALUES = 500
+MAX_SORTS = 5
+
+Operator = Literal["=", "!=", "<", "=<", ">", "=>", "in", "not_in", "(.)", "(!)", "[.]"]
+Scalar = str | int | float | bool
+
+
+class Filter(BaseModel):
+    """A filter node: a leaf {field, type, value} or a group {op, conditions} of nested nodes.
+
+    One model for both keeps the published schema small; `check_filters` enforces that each node is
+    exactly one of the two shapes.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: Annotated[str | None, Field(max_length=200)] = None
+    type: Operator | None = None
+    value: Any = None  # a scalar, or an array of scalars for in/not_in
+    op: Literal["and", "or"] | None = None
+    conditions: list[Filter] | None = None
+
+    def as_upstream(self) -> dict[str, Any]:
+        """The node as the upstream expects it: only the keys of its shape."""
+        if self.conditions is not None:
+            return {"op": self.op, "conditions": [c.as_upstream() for c in self.conditions]}
+        return {"field": self.field, "type": self.type, "value": self.value}
+
+
+class Sort(BaseModel):
+    """One sort key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: Annotated[str, Field(min_length=1, max_length=200)]
+    order: Literal["asc", "desc"] = "asc"
+
+
+def check_filters(node: Filter, depth: int = 1) -> int:
+    """Check each node's shape, bound the work one call can cause, and catch what the upstream would reject.
+
+    Returns the number of leaf conditions.
+
+    Raises:
+        InputError: naming the problem (nothing is sent or spent).
+    """
+    if depth > MAX_FILTER_DEPTH:
+        raise InputError(f"Filters nest deeper than {MAX_FILTER_DEPTH} levels; flatten them. Nothing was spent.")
+    is_group = node.op is not None or node.conditions is not None
+    is_leaf = node.field is not None or node.type is not None or node.value is not None
+    if is_group == is_leaf:
+        raise InputError(
+            "Each filter is either a leaf {field, type, value} or a group {op: and|or, conditions: [...]}, "
+            "not both or neither. Nothing was spent."
+        )
+    if is_group:
+        if node.op is None or not node.conditions:
+            raise InputError("A filter group needs op (and|or) and at least one condition. Nothing was spent.")
+        leaves = sum(check_filters(child, depth + 1) for child in node.conditions)
+        if leaves > MAX_CONDITIONS:
+            raise InputError(f"More than {MAX_CONDITIONS} filter conditions; simplify. Nothing was spent.")
+        return leaves
+    if not node.field or node.type is None or node.value is None:
+        raise InputError("A filter leaf needs field, type and value. Nothing was spent.")
+    value: Any = node.value
+    if isinstance(value, list):
+        items = cast(list[Any], value)
+        if node.type not in ("in", "not_in"):
+            raise InputError(f"Filter on {node.field!r}: '{node.type}' takes one value; use 'in' for a list.")
+        if not items or len(items) > MAX_VALUES or not all(isinstance(v, Scalar) for v in items):
+            raise InputError(
+                f"Filter on {node.field!r}: '{node.type}' needs an array of 1 to {MAX_VALUES} strings or numbers."
+            )
+    elif node.type in ("in", "not_in"):
+        raise InputError(f'Filter on {node.field!r}: \'{node.type}\' needs an array value, e.g. ["a", "b"].')
+    elif not isinstance(value, Scalar):
+        raise InputError(f"Filter on {node.field!r}: value must be a string, number or boolean.")
+    return 1
+
+
+def _fingerprint(filters: Filter, sorts: list[Sort] | None, limit: int) -> str:
+    query = {
+        "f": filters.as_upstream(),
+        "s": [s.model_dump(mode="json") for s in sorts or []],
+        "l": limit,
+    }
+    return hashlib.sha256(json.dumps(query, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def encode_cursor(upstream: str | None, fingerprint: str) -> str | None:
+    """Wrap the upstream cursor with the query it belongs to."""
+    if upstream is None:
+        return None
+    raw = json.dumps({"u": upstream, "q": fingerprint}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, fingerprint: str) -> str | None:
+    """The upstream cursor inside ours, after checking it belongs to this same query.
+
+    Raises:
+        InputError: for a cursor of another query, or one that is not ours.
+    """
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data: Any = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        upstream, query = str(data["u"]), str(data["q"])
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise InputError("cursor is not one this tool returned; pass next_cursor exactly as received.") from None
+    if query != fingerprint:
+        raise InputError(
+            "This cursor belongs to a different search: repeat the same filters, sorts and limit with it, "
+            "or omit cursor to start a new search."
+        )
+    return upstream
+
+
+def search_quote(limit: int, selection: FieldSelection) -> Quote:
+    """Worst case: a full page of results, every one enriched at the selection's price."""
+    enrich = enrichment.enrich_quote(limit, selection, live=False)
+    search = pricing.search_cost(limit)
+    return Quote(
+        search + enrich.estimate,
+        f"search {limit} × {pricing.SEARCH_PER_RESULT} + {enrich.breakdown}",
+        (*enrich.ways_to_lower, "lower limit") if limit > 1 else enrich.ways_to_lower,
+    )
+
+
+def _profile_urls(profiles: list[dict[str, Any]]) -> list[str]:
+    urls: list[str] = []
+    for profile in profiles:
+        handles: Any = profile.get("social_handles")
+        identifier: Any = (
+            cast(dict[str, Any], handles).get("professional_network_identifier") if isinstance(handles, dict) else None
+        )
+        url: Any = cast(dict[str, Any], identifier).get("profile_url") if isinstance(identifier, dict) else None
+        if isinstance(url, str) and url:
+            urls.append(url)
+    return urls
+
+
+async def _confirm_search(
+    ctx: ToolContext, limit: int, fields: list[str] | None, max_credits: float | None
+) -> SpendDecision | Elicit[SpendApproval]:
+    try:
+        selection = parse_fields(fields)
+    except PersonEnrichError:
+        return SpendDecision(approved=True, how="not_needed")
+    return await decide(ctx, search_quote(limit, selection), max_credits, tool="search_then_enrich")
+
+
+async def search_then_enrich(
+    filters: Filter,
+    ctx: ToolContext,
+    approval: Annotated[ElicitationResult[SpendApproval], Resolve(_confirm_search)],
+    sorts: list[Sort] | None = None,
+    limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = 5,
+    cursor: Annotated[str | None, Field(max_length=4096, description="next_cursor of the previous page")] = None,
+    fields: Fields = None,
+    max_credits: MaxCredits = None,
+) -> Annotated[CallToolResult, EnrichResult]:
+    """Find people with Person Search filters, then enrich them.
+
+    0.03 credits a result + enrich prices (as enrich_person_by_url); cached people free. Filter: a leaf
+    {field,type,value} or a group {op,conditions}, e.g. {"field":"experience.employment_details.current.title",
+    "type":"(.)","value":"VP|Director"}.
+    """
+    app = app_state(ctx)
+    session = session_key(ctx)
+    try:
+        selection = parse_fields(fields)
+        check_filters(filters)
+        if sorts and len(sorts) > MAX_SORTS:
+            raise InputError(f"At most {MAX_SORTS} sort keys. Nothing was spent.")
+        fingerprint = _fingerprint(filters, sorts, limit)
+        upstream_cursor = decode_cursor(cursor, fingerprint)
+        quote = search_quote(limit, selection)
+        view = await app.budget.view(session)
+        refused = refusal(approval, quote, max_credits, threshold=app.settings.confirm_above, remaining=view.remaining)
+        if refused is not None:
+            return failure(refused, view=view)
+        reservation = app.budget.reserve(session, quote)
+        async with reservation:
+            page = await app.api.search(
+                filters=filters.as_upstream(),
+                sorts=[s.model_dump(mode="json") for s in sorts or []],
+                limit=limit,
+                cursor=upstream_cursor,
+                fields=[PROFILE_URL_PATH],
+            )
+            found = page.data.profiles
+            reservation.charge(page.credits_used if page.credits_used is not None else pricing.search_cost(len(found)))
+            batch = check_profile_urls(_profile_urls(found))
+            the_plan: Plan = await enrichment.plan(app, Lookup("url", batch, selection))
+            fetched = Fetched()
+            if the_plan.to_fetch:
+                fetched = await enrichment.fetch(app, the_plan, reservation, progress_reporter(ctx))
+    except PersonEnrichError as exc:
+        return failure(exc, view=await app.budget.view(session))
+    receipt = await app.budget.record(
+        session,
+        tool="search_then_enrich",
+        quote=quote,
+        charged=reservation.charged,
+        unverified=reservation.unverified,
+        cache_hits=len(the_plan.hits),
+    )
+    extra = (
+        []
+        if len(batch.accepted) + len(batch.problems) >= len(found)
+        else [
+            ProblemOut(identifier="(search)", reason=f"{len(found) - len(batch.accepted)} results had no profile URL")
+        ]
+    )
+    incomplete = model_message(fetched.failure) if fetched.failure is not None else None
+    result = enrichment.assemble(
+        app,
+        the_plan,
+        fetched,
+        receipt,
+        extra_problems=extra,
+        total_count=page.data.total_count,
+        next_cursor=encode_cursor(page.data.next_cursor, fingerprint),
+        incomplete=incomplete,
+    )
+    return success(result, enrich_summary(result))

@@ -1,0 +1,126 @@
+"""Shared fixtures: the real sandbox over loopback HTTP, per-test upstream keys, and MCP clients.
+
+Every test gets its own upstream API key, which the sandbox bills and rate-limits separately, so tests never
+see each other's spend. The sandbox's ledger is the judge of what the server charged.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, cast
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.types import CallToolResult
+from pydantic import SecretStr
+
+from person_enrich_mcp.sandbox import SandboxConfig, SandboxServer
+from person_enrich_mcp.server import build_server
+from person_enrich_mcp.settings import Settings
+
+# Test settings: the real limiter and retry policy, with short backoffs so retried faults finish quickly.
+FAST_RETRIES: dict[str, Any] = {"retry_base_delay": 0.01, "retry_max_delay": 0.05, "max_wait_seconds": 5.0}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-snapshots", action="store_true", default=False, help="rewrite committed snapshots instead of failing"
+    )
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[SandboxServer]:
+    """One sandbox for the session, default configuration (limits on, no faults)."""
+    with SandboxServer(SandboxConfig()) as server:
+        yield server
+
+
+@pytest.fixture
+def make_sandbox() -> Iterator[Callable[..., SandboxServer]]:
+    """Start a dedicated sandbox with a special configuration; stopped after the test."""
+    started: list[SandboxServer] = []
+
+    def start(**config: Any) -> SandboxServer:
+        config.setdefault("people", 400)
+        config.setdefault("companies", 40)
+        server = SandboxServer(SandboxConfig(**config)).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@dataclass
+class Upstream:
+    """The sandbox as seen by one API key: its ledger and the bodies the server sent it."""
+
+    url: str
+    key: str
+
+    def ledger(self) -> dict[str, Any]:
+        response = httpx2.get(f"{self.url}/_sandbox/ledger", headers={"authorization": f"Bearer {self.key}"})
+        response.raise_for_status()
+        return cast(dict[str, Any], response.json())
+
+    def billed(self) -> Decimal:
+        return Decimal(str(self.ledger().get("credits_billed", "0")))
+
+    def requests(self, endpoint: str) -> dict[str, int]:
+        return cast(dict[str, int], self.ledger().get("requests", {}).get(endpoint, {}))
+
+    def bodies(self, endpoint: str) -> list[dict[str, Any]]:
+        recent = cast(list[dict[str, Any]], self.ledger().get("recent", []))
+        return [cast(dict[str, Any], r["body"]) for r in recent if r["endpoint"] == endpoint and r.get("body")]
+
+    def post(self, path: str, payload: Any) -> httpx2.Response:
+        headers = {"authorization": f"Bearer {self.key}", "x-api-version": "2025-11-01"}
+        return httpx2.post(f"{self.url}{path}", json=payload, headers=headers)
+
+
+@pytest.fixture
+def api_key() -> str:
+    return f"test-key-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def upstream(sandbox: SandboxServer, api_key: str) -> Upstream:
+    return Upstream(sandbox.url, api_key)
+
+
+def settings_for(url: str, key: str, **overrides: Any) -> Settings:
+    """Settings pointing at a sandbox with the given key."""
+    return Settings(api_key=SecretStr(key), api_base_url=url, **{**FAST_RETRIES, **overrides})
+
+
+@pytest.fixture
+def settings(upstream: Upstream) -> Settings:
+    return settings_for(upstream.url, upstream.key)
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[Client]:
+    async with Client(build_server(settings)) as connected:
+        yield connected
+
+
+def sample_identifiers(url: str, kind: str, n: int, offset: int = 0) -> list[str]:
+    """Valid identifiers from the sandbox's dataset (free: the admin endpoint bills nothing)."""
+    response = httpx2.get(f"{url}/_sandbox/identifiers", params={"kind": kind, "n": n, "offset": offset})
+    response.raise_for_status()
+    return cast(list[str], response.json()["identifiers"])
+
+
+def text_of(result: CallToolResult) -> str:
+    """The text a model reads from a tool result."""
+    return "\n".join(block.text for block in result.content if block.type == "text")

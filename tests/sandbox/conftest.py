@@ -1,0 +1,91 @@
+"""Fixtures for the sandbox tests: real SandboxServers on ephemeral loopback ports, and one key per test."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx2
+import pytest
+
+from person_enrich_mcp.sandbox import SandboxConfig, SandboxServer
+from tests.sandbox.sandbox_helpers import SMALL, FakeClock, ServerFactory, http_client
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[SandboxServer]:
+    """One shared server with the default 5,000-person dataset; rate limits high enough not to interfere."""
+    with SandboxServer(SandboxConfig(enrich_rpm=10_000, search_rpm=10_000)) as server:
+        yield server
+
+
+@pytest.fixture
+def api_key(request: pytest.FixtureRequest) -> str:
+    """A key unique to the test, so tests never share a ledger entry or a rate-limit window."""
+    return "test-" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:20]
+
+
+@pytest.fixture
+def client(sandbox: SandboxServer, api_key: str) -> Iterator[httpx2.Client]:
+    """An HTTP client for the shared server, authenticated with this test's key."""
+    with http_client(sandbox.url, api_key) as http:
+        yield http
+
+
+@pytest.fixture
+def admin(sandbox: SandboxServer) -> Iterator[httpx2.Client]:
+    """An unauthenticated client for the shared server's `/_sandbox/*` endpoints."""
+    with http_client(sandbox.url) as http:
+        yield http
+
+
+@pytest.fixture
+def make_server() -> Iterator[ServerFactory]:
+    """Start dedicated servers (small dataset unless told otherwise); all are stopped after the test."""
+    servers: list[SandboxServer] = []
+
+    def start(**overrides: Any) -> SandboxServer:
+        settings: dict[str, Any] = {**SMALL, **overrides}
+        server = SandboxServer(SandboxConfig(**settings)).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def _small_world() -> Iterator[tuple[SandboxServer, FakeClock]]:
+    clock = FakeClock()
+    with SandboxServer(SandboxConfig(**SMALL, clock=clock)) as server:
+        yield server, clock
+
+
+@pytest.fixture
+def small(_small_world: tuple[SandboxServer, FakeClock]) -> SandboxServer:
+    """A small-dataset server with default settings, shared by a module and reset before each test."""
+    server, _clock = _small_world
+    with http_client(server.url) as http:
+        assert http.post("/_sandbox/reset").status_code == 200
+    return server
+
+
+@pytest.fixture
+def small_clock(_small_world: tuple[SandboxServer, FakeClock]) -> FakeClock:
+    """The injected clock of the `small` server: advance it to slide rate-limit windows."""
+    return _small_world[1]
+
+
+@pytest.fixture
+def configure(small: SandboxServer) -> Callable[..., SandboxServer]:
+    """Apply run-time settings (`POST /_sandbox/config`) to the freshly reset `small` server."""
+
+    def apply(**settings: Any) -> SandboxServer:
+        with http_client(small.url) as http:
+            response = http.post("/_sandbox/config", json=settings)
+        assert response.status_code == 200, response.text
+        return small
+
+    return apply

@@ -1,0 +1,314 @@
+"""The profile cache: superset serves subset, negative entries, similarity thresholds, TTLs, hashed keys."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import cast
+
+import pytest
+
+from person_enrich_mcp.api import EnrichMatch
+from person_enrich_mcp.cache import CachedLookup, ProfileCache
+from person_enrich_mcp.fields import FieldSelection
+from person_enrich_mcp.state import MemoryStore
+
+pytestmark = pytest.mark.anyio
+
+EMAIL = "business_email"
+URL = "professional_network_profile_url"
+JANE_EMAIL = "jane.doe@acme-widgets.com"
+JANE_URL = "https://www.linkedin.com/in/jane-doe-1234"
+TTL = 3600.0
+NEGATIVE_TTL = 300.0
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class RecordingStore(MemoryStore):
+    """A MemoryStore that remembers every cache key and value it was handed."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock=clock)
+        self.keys: list[str] = []
+        self.puts: list[tuple[str, str, float]] = []
+
+    async def cache_get(self, key: str) -> str | None:
+        self.keys.append(key)
+        return await super().cache_get(key)
+
+    async def cache_put(self, key: str, value: str, ttl_seconds: float) -> None:
+        self.keys.append(key)
+        self.puts.append((key, value, ttl_seconds))
+        await super().cache_put(key, value, ttl_seconds)
+
+
+def _setup(
+    *, ttl: float = TTL, negative_ttl: float = NEGATIVE_TTL, scope: str = "acct"
+) -> tuple[ProfileCache, RecordingStore, FakeClock]:
+    clock = FakeClock()
+    store = RecordingStore(clock)
+    return ProfileCache(store, scope=scope, ttl_seconds=ttl, negative_ttl_seconds=negative_ttl), store, clock
+
+
+def _sel(*paths: str) -> FieldSelection:
+    return FieldSelection.of(list(paths))
+
+
+def _person() -> dict[str, object]:
+    return {
+        "crustdata_person_id": 7,
+        "basic_profile": {"name": "Jane Doe", "headline": "CTO", "summary": None},
+        "contact": {"business_emails": [{"email": JANE_EMAIL, "status": "verified"}], "phone_numbers": ["+1 555"]},
+        "education": {"schools": [{"school": "MIT"}]},
+    }
+
+
+def _match(score: float = 1.0, data: dict[str, object] | None = None) -> EnrichMatch:
+    return EnrichMatch(confidence_score=score, person_data=data if data is not None else _person())
+
+
+def _scores(lookup: CachedLookup | None) -> list[float]:
+    assert lookup is not None
+    return [m.confidence_score for m in lookup.matches]
+
+
+async def test_an_empty_cache_misses() -> None:
+    cache, _, _ = _setup()
+
+    assert await cache.get(URL, JANE_URL, _sel("basic_profile"), None) is None
+
+
+async def test_the_same_selection_is_served_from_the_cache() -> None:
+    cache, _, _ = _setup()
+    await cache.put(URL, JANE_URL, _sel("basic_profile"), None, [_match()])
+
+    lookup = await cache.get(URL, JANE_URL, _sel("basic_profile"), None)
+
+    assert lookup is not None
+    assert [m.person_data for m in lookup.matches] == [{"basic_profile": {"name": "Jane Doe", "headline": "CTO"}}]
+
+
+async def test_a_cached_superset_serves_a_subset() -> None:
+    cache, _, _ = _setup()
+    await cache.put(URL, JANE_URL, _sel("basic_profile", "contact.business_emails"), None, [_match()])
+
+    for wanted in (_sel("basic_profile.name"), _sel("contact.business_emails.email"), _sel("basic_profile")):
+        lookup = await cache.get(URL, JANE_URL, wanted, None)
+        assert lookup is not None
+        assert len(lookup.matches) == 1
+
+
+async def test_a_cached_subset_does_not_serve_a_superset() -> None:
+    cache, _, _ = _setup()
+    await cache.put(URL, JANE_URL, _sel("basic_profile.name"), None, [_match()])
+
+    assert await cache.get(URL, JANE_URL, _sel("basic_profile"), None) is None
+    assert await cache.get(URL, JANE_URL, _sel("basic_profile.name", "contact"), None) is None
+    assert await cache.get(URL, JANE_URL, _sel("basic_profile.headline"), None) is None
+
+
+async def test_only_the_paid_selection_is_stored() -> None:
+    cache, store, _ = _setup()
+    await cache.put(URL, JANE_URL, _sel("basic_profile.name"), None, [_match()])
+
+    stored = cast(dict[str, object], json.loads(store.puts[-1][1]))
+    lookup = await cache.get(URL, JANE_URL, _sel("basic_profile.name"), None)
+
+    assert stored["sel"] == ["basic_profile.name"]
+    assert stored["matches"] == [{"confidence_score": 1.0, "person_data": {"basic_profile": {"name": "Jane Doe"}}}]
+    assert lookup is not None
+    assert lookup.matches[0].person_data == {"basic_profile": {"name": "Jane Doe"}}
+
+
+async def test_several_candidates_are_kept_in_order_with_their_scores() -> None:
+    cache, _, _ = _setup()
+    matches = [_match(0.95, {"basic_profile": {"name": "A"}}), _match(0.6, {"basic_profile": {"name": "B"}})]
+    await cache.put(EMAIL, JANE_EMAIL, _sel("basic_profile"), None, matches)
+
+    lookup = await cache.get(EMAIL, JANE_EMAIL, _sel("basic_profile.name"), None)
+
+    assert lookup is not None
+    assert [(m.confidence_score, m.person_data) for m in lookup.matches] == [
+        (0.95, {"basic_profile": {"name": "A"}}),
+        (0.6, {"basic_profile": {"name": "B"}}),
+    ]
+
+
+async def test_a_positive_entry_expires_after_the_ttl() -> None:
+    cache, _, clock = _setup()
+    await cache.put(URL, JANE_URL, _sel("basic_profile"), None, [_match()])
+
+    clock.advance(TTL - 1)
+    assert await cache.get(URL, JANE_URL, _sel("basic_profile"), None) is not None
+    clock.advance(1)
+    assert await cache.get(URL, JANE_URL, _sel("basic_profile"), None) is None
+
+
+# --- negative entries --------------------------------------------------------------------------------------------
+
+
+async def test_a_no_match_is_cached_and_served_for_any_selection() -> None:
+    cache, _, _ = _setup()
+    await cache.put(URL, JANE_URL, _sel("basic_profile.name"), None, [])
+
+    for wanted in (_sel("basic_profile.name"), _sel("contact", "education"), _sel("basic_profile")):
+        assert await cache.get(URL, JANE_URL, wanted, None) == CachedLookup([])
+
+
+async def test_a_no_match_is_cached_for_the_shorter_negative_ttl() -> None:
+    cache, store, clock = _setup()
+    await cache.put(URL, JANE_URL, _sel("basic_profile"), None, [])
+    await cache.put(URL, "https://www.linkedin.com/in/john-roe", _sel("basic_profile"), None, [_match()])
+
+    assert [ttl for _, _, ttl in store.puts] == [NEGATIVE_TTL, TTL]
+    clock.advance(NEGATIVE_TTL)
+    assert await cache.get(URL, JANE_URL, _sel("basic_profile"), None) is None
+    assert await cache.get(URL, "https://www.linkedin.com/in/john-roe", _sel("basic_profile"), None) is not None
+
+
+async def test_a_no_match_gives_no_selection_to_widen() -> None:
+    cache, _, _ = _setup()
+    await cache.put(URL, JANE_URL, _sel("basic_profile"), None, [])
+
+    assert await cache.cached_selection(URL, JANE_URL) is None
+
+
+async def test_cached_selection_reports_what_was_paid_for() -> None:
+    cache, _, _ = _setup()
+    await cache.put(URL, JANE_URL, _sel("contact.business_emails", "basic_profile.name"), None, [_match()])
+
+    assert await cache.cached_selection(URL, JANE_URL) == _sel("basic_profile.name", "contact.business_emails")
+    assert await cache.cached_selection(URL, "https://www.linkedin.com/in/someone-else") is None
+
+
+# --- min_similarity_score -------------------------------------------------------------------------------------------
+
+
+def _candidates() -> list[EnrichMatch]:
+    return [_match(0.95), _match(0.85), _match(0.55)]
+
+
+async def test_an_entry_fetched_at_a_threshold_serves_only_requests_at_least_as_strict() -> None:
+    cache, _, _ = _setup()
+    await cache.put(EMAIL, JANE_EMAIL, _sel("basic_profile"), 0.8, [_match(0.95), _match(0.85)])
+
+    assert await cache.get(EMAIL, JANE_EMAIL, _sel("basic_profile"), None) is None
+    assert await cache.get(EMAIL, JANE_EMAIL, _sel("basic_profile"), 0.5) is None
+    assert await cache.get(EMAIL, JANE_EMAIL, _sel("basic_profile"), 0.79) is None
+    assert _scores(await cache.get(EMAIL, JANE_EMAIL, _sel("basic_profile"), 0.8)) == [0.95, 0.85]
+    assert _scores(await cache.get(EMAIL, JANE_EMAIL, _sel("basic_profile"), 0.9)) == [0.95]
+
+
+async def test_a_stricter_request_is_served_with_only_the_candidates_above_it() -> None:
+    cache, _, _ = _setup()
+    await cache.put(EMAIL, JANE_EMAIL, _sel("basic_profile"), None, _candidates())
+
+    assert _scores(await cache.get(EMAIL, JANE_EMAIL, _sel("basic_profile"), 0.85)) == [0.95, 0.85]
+    assert _scores(await cache.get(EMAIL, JANE_EMAIL, _sel("basic_profile"), 0.9)) == [0.95]
+    assert _scores(await cache.get(EMAIL, JANE_EMAIL, _sel("basic_profile"), None)) == [0.95, 0.85, 0.55]
+
+
+async def test_a_threshold_above_every_candidate_reads_as_no_match() -> None:
+    cache, _, _ = _setup()
+    await cache.put(EMAIL, JANE_EMAIL, _sel("basic_profile"), None, _candidates())
+
+    assert await cache.get(EMAIL, JANE_EMAIL, _sel("basic_profile"), 0.99) == CachedLookup([])
+
+
+async def test_a_no_match_at_a_threshold_does_not_answer_a_looser_request() -> None:
+    cache, _, _ = _setup()
+    await cache.put(EMAIL, JANE_EMAIL, _sel("basic_profile"), 0.9, [])
+
+    assert await cache.get(EMAIL, JANE_EMAIL, _sel("basic_profile"), 0.5) is None
+    assert await cache.get(EMAIL, JANE_EMAIL, _sel("basic_profile"), None) is None
+    assert await cache.get(EMAIL, JANE_EMAIL, _sel("basic_profile"), 0.95) == CachedLookup([])
+
+
+async def test_a_threshold_request_is_not_served_by_a_narrower_selection() -> None:
+    cache, _, _ = _setup()
+    await cache.put(EMAIL, JANE_EMAIL, _sel("basic_profile.name"), None, _candidates())
+
+    assert await cache.get(EMAIL, JANE_EMAIL, _sel("contact"), 0.9) is None
+
+
+# --- TTL 0 disables --------------------------------------------------------------------------------------------------
+
+
+async def test_a_zero_ttl_disables_the_cache_without_touching_the_store() -> None:
+    cache, store, _ = _setup(ttl=0)
+
+    await cache.put(URL, JANE_URL, _sel("basic_profile"), None, [_match()])
+    await cache.put(URL, JANE_URL, _sel("basic_profile"), None, [])
+
+    assert await cache.get(URL, JANE_URL, _sel("basic_profile"), None) is None
+    assert await cache.cached_selection(URL, JANE_URL) is None
+    assert store.keys == []
+
+
+async def test_a_zero_negative_ttl_caches_hits_but_not_misses() -> None:
+    cache, _, _ = _setup(negative_ttl=0)
+    await cache.put(URL, JANE_URL, _sel("basic_profile"), None, [])
+    await cache.put(URL, "https://www.linkedin.com/in/john-roe", _sel("basic_profile"), None, [_match()])
+
+    assert await cache.get(URL, JANE_URL, _sel("basic_profile"), None) is None
+    assert await cache.get(URL, "https://www.linkedin.com/in/john-roe", _sel("basic_profile"), None) is not None
+
+
+# --- keys -------------------------------------------------------------------------------------------------------------
+
+
+async def test_keys_never_contain_the_identifier_in_clear() -> None:
+    cache, store, _ = _setup(scope="tenant-1")
+    await cache.put(EMAIL, JANE_EMAIL, _sel("basic_profile"), None, [_match()])
+    await cache.get(EMAIL, JANE_EMAIL, _sel("basic_profile"), None)
+    await cache.put(URL, JANE_URL, _sel("basic_profile"), None, [_match()])
+    await cache.cached_selection(URL, JANE_URL)
+
+    assert store.keys
+    for key in store.keys:
+        assert re.fullmatch(r"profile:tenant-1:[0-9a-f]{40}", key), key
+        for fragment in ("jane", "doe", "acme", "linkedin", "@"):
+            assert fragment not in key.lower()
+
+
+async def test_the_same_identifier_always_maps_to_the_same_key() -> None:
+    cache, store, _ = _setup()
+    await cache.put(EMAIL, JANE_EMAIL, _sel("basic_profile"), None, [_match()])
+    await cache.get(EMAIL, JANE_EMAIL, _sel("basic_profile"), None)
+
+    assert len(set(store.keys)) == 1
+
+
+async def test_kinds_do_not_share_entries() -> None:
+    cache, _, _ = _setup()
+    await cache.put(EMAIL, "shared-identifier", _sel("basic_profile"), None, [_match()])
+
+    assert await cache.get(URL, "shared-identifier", _sel("basic_profile"), None) is None
+
+
+async def test_scopes_do_not_share_entries() -> None:
+    clock = FakeClock()
+    store = RecordingStore(clock)
+    first = ProfileCache(store, scope="a", ttl_seconds=TTL, negative_ttl_seconds=NEGATIVE_TTL)
+    second = ProfileCache(store, scope="b", ttl_seconds=TTL, negative_ttl_seconds=NEGATIVE_TTL)
+    await first.put(URL, JANE_URL, _sel("basic_profile"), None, [_match()])
+
+    assert await second.get(URL, JANE_URL, _sel("basic_profile"), None) is None
+    assert await first.get(URL, JANE_URL, _sel("basic_profile"), None) is not None
+
+
+async def test_different_identifiers_do_not_share_entries() -> None:
+    cache, _, _ = _setup()
+    await cache.put(URL, JANE_URL, _sel("basic_profile"), None, [_match()])
+
+    assert await cache.get(URL, JANE_URL + "5", _sel("basic_profile"), None) is None

@@ -1,0 +1,273 @@
+"""enrich_person_by_url and enrich_person_by_email through a real MCP client against the sandbox over HTTP."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any, cast
+
+import pytest
+from mcp import Client
+
+from person_enrich_mcp.fields import DEFAULT_PATHS
+from person_enrich_mcp.server import build_server
+from tests.conftest import Upstream, sample_identifiers, settings_for, text_of
+
+
+def _people(result: Any) -> list[dict[str, Any]]:
+    assert result.is_error is False, text_of(result)
+    return cast(list[dict[str, Any]], result.structured_content["people"])
+
+
+def _leaf_paths(value: Any, prefix: str = "") -> set[str]:
+    if isinstance(value, dict):
+        paths: set[str] = set()
+        for key, item in cast(dict[str, Any], value).items():
+            paths |= _leaf_paths(item, f"{prefix}.{key}" if prefix else key)
+        return paths
+    if isinstance(value, list):
+        paths = set()
+        for item in cast(list[Any], value):
+            paths |= _leaf_paths(item, prefix)
+        return paths or {prefix}
+    return {prefix}
+
+
+def _has_empty(value: Any) -> bool:
+    if value is None or value == "" or value == [] or value == {}:
+        return True
+    if isinstance(value, dict):
+        return any(_has_empty(v) for v in cast(dict[str, Any], value).values())
+    if isinstance(value, list):
+        return any(_has_empty(v) for v in cast(list[Any], value))
+    return False
+
+
+@pytest.mark.anyio
+async def test_default_fields_return_the_compact_profile_for_one_credit_each(
+    client: Client, upstream: Upstream
+) -> None:
+    urls = sample_identifiers(upstream.url, "url", 3)
+    result = await client.call_tool("enrich_person_by_url", {"professional_network_profile_urls": urls})
+    people = _people(result)
+    assert [p["matched_on"] for p in people] == urls
+    for person in people:
+        assert person["match_type"] == "professional_network_profile_url"
+        assert person["confidence_score"] == 1.0
+        assert _leaf_paths(person["person_data"]) <= set(DEFAULT_PATHS)
+        assert person["person_data"]["basic_profile"]["name"]
+        assert not _has_empty(person["person_data"])
+    receipt = result.structured_content["receipt"]
+    assert receipt["charged"] == "3.00" and receipt["estimated"] == "3.00"
+    assert upstream.billed() == Decimal(3)
+    sent = upstream.bodies("enrich")
+    assert len(sent) == 1 and sent[0]["fields"] == sorted(DEFAULT_PATHS)
+    assert len(result.content) == 1 and not text_of(result).lstrip().startswith("{")
+
+
+@pytest.mark.anyio
+async def test_requested_fields_are_projected_exactly_even_when_upstream_returns_more(
+    client: Client, upstream: Upstream
+) -> None:
+    urls = sample_identifiers(upstream.url, "url", 2, offset=10)
+    fields = ["basic_profile.name", "experience.employment_details.current.title", "education.schools.school"]
+    result = await client.call_tool(
+        "enrich_person_by_url", {"professional_network_profile_urls": urls, "fields": fields}
+    )
+    for person in _people(result):
+        paths = _leaf_paths(person["person_data"])
+        assert paths <= set(fields), paths - set(fields)
+        assert "social_handles" not in person["person_data"]  # upstream adds the default families; we drop them
+        assert not _has_empty(person["person_data"])
+    assert upstream.bodies("enrich")[0]["fields"] == sorted(fields)
+    assert upstream.billed() == Decimal(2)
+
+
+@pytest.mark.anyio
+async def test_contact_add_ons_are_charged_as_the_upstream_bills_them(client: Client, upstream: Upstream) -> None:
+    urls = sample_identifiers(upstream.url, "url", 4, offset=20)
+    result = await client.call_tool(
+        "enrich_person_by_url",
+        {"professional_network_profile_urls": urls, "fields": ["basic_profile.name", "contact.business_emails"]},
+    )
+    people = _people(result)
+    receipt = result.structured_content["receipt"]
+    assert receipt["estimated"] == "8.00"
+    assert Decimal(receipt["charged"]) == upstream.billed() == Decimal(2) * len(people)
+    for person in people:
+        assert set(person["person_data"]) <= {"basic_profile", "contact"}
+        assert "personal_emails" not in person["person_data"].get("contact", {})
+
+
+@pytest.mark.anyio
+async def test_invalid_urls_are_reported_one_by_one_and_never_sent_while_valid_ones_proceed(
+    client: Client, upstream: Upstream
+) -> None:
+    [good] = sample_identifiers(upstream.url, "url", 1, offset=30)
+    bad = ["https://evil.example/in/jane", "javascript:alert(1)", "https://www.linkedin.com/in/", "file:///etc/passwd"]
+    variant = (
+        good.replace("https://www.", "http://").upper().replace("HTTP://LINKEDIN.COM/IN/", "http://linkedin.com/in/")
+    )
+    result = await client.call_tool(
+        "enrich_person_by_url", {"professional_network_profile_urls": [*bad, good, variant + "/?trk=x#top"]}
+    )
+    people = _people(result)
+    assert [p["matched_on"] for p in people] == [good]
+    problems = {p["identifier"]: p["reason"] for p in result.structured_content["problems"]}
+    assert set(problems) == set(bad)
+    sent = upstream.bodies("enrich")
+    assert sent[0]["professional_network_profile_urls"] == [good]  # duplicate after normalisation sent once
+    assert upstream.requests("enrich").get("400", 0) == 0
+
+
+@pytest.mark.anyio
+async def test_all_invalid_identifiers_give_an_error_and_reach_nobody(client: Client, upstream: Upstream) -> None:
+    result = await client.call_tool("enrich_person_by_url", {"professional_network_profile_urls": ["not a url"]})
+    assert result.is_error
+    assert "nothing was sent or spent" in text_of(result).lower()
+    assert upstream.ledger().get("requests", {}) == {}
+
+
+@pytest.mark.anyio
+async def test_no_match_is_data_and_free(client: Client, upstream: Upstream) -> None:
+    missing = "https://www.linkedin.com/in/nobody-by-this-name-0000"
+    result = await client.call_tool("enrich_person_by_url", {"professional_network_profile_urls": [missing]})
+    assert result.is_error is False
+    assert result.structured_content["people"] == []
+    assert result.structured_content["not_found"] == [missing]
+    assert result.structured_content["receipt"]["charged"] == "0.00"
+    assert upstream.billed() == 0
+
+
+@pytest.mark.anyio
+async def test_a_repeat_look_up_is_served_from_the_cache_for_nothing(client: Client, upstream: Upstream) -> None:
+    urls = sample_identifiers(upstream.url, "url", 2, offset=40)
+    first = await client.call_tool(
+        "enrich_person_by_url", {"professional_network_profile_urls": urls, "fields": ["basic_profile"]}
+    )
+    second = await client.call_tool(
+        "enrich_person_by_url", {"professional_network_profile_urls": urls, "fields": ["basic_profile.name"]}
+    )
+    assert _people(first) and all(p.get("cached") for p in _people(second))
+    receipt = second.structured_content["receipt"]
+    assert (receipt["charged"], receipt["cache_hits"]) == ("0.00", 2)
+    assert "2 from cache" in text_of(second)
+    assert len(upstream.bodies("enrich")) == 1
+    assert upstream.billed() == Decimal(2)
+
+
+@pytest.mark.anyio
+async def test_a_subset_is_not_enough_to_serve_a_superset(client: Client, upstream: Upstream) -> None:
+    urls = sample_identifiers(upstream.url, "url", 1, offset=50)
+    await client.call_tool("enrich_person_by_url", {"professional_network_profile_urls": urls})
+    wider = await client.call_tool(
+        "enrich_person_by_url", {"professional_network_profile_urls": urls, "fields": ["contact.business_emails"]}
+    )
+    assert wider.structured_content["receipt"]["cache_hits"] == 0
+    assert upstream.billed() == Decimal(1) + Decimal(2) * len(_people(wider))
+    # The re-fetch also asked for the cached fields (free to add), so the default fields are still cached.
+    again = await client.call_tool("enrich_person_by_url", {"professional_network_profile_urls": urls})
+    assert again.structured_content["receipt"]["cache_hits"] == 1
+
+
+@pytest.mark.anyio
+async def test_force_fetch_and_enrich_realtime_skip_the_cache_and_reserve_the_cap(
+    client: Client, upstream: Upstream
+) -> None:
+    urls = sample_identifiers(upstream.url, "url", 1, offset=60)
+    await client.call_tool("enrich_person_by_url", {"professional_network_profile_urls": urls})
+    for flag in ("force_fetch", "enrich_realtime"):
+        result = await client.call_tool("enrich_person_by_url", {"professional_network_profile_urls": urls, flag: True})
+        assert result.structured_content["receipt"]["estimated"] == "7.00"
+        assert result.structured_content["receipt"]["cache_hits"] == 0
+    sent = upstream.bodies("enrich")
+    assert sent[1].get("force_fetch") is True and "enrich_realtime" not in sent[1]
+    assert sent[2].get("enrich_realtime") is True and "force_fetch" not in sent[2]
+    assert "force_fetch" not in sent[0] and "enrich_realtime" not in sent[0]
+    books = await client.call_tool("get_budget", {})
+    assert Decimal(books.structured_content["spent"]) == upstream.billed()
+
+
+@pytest.mark.anyio
+async def test_email_look_up_returns_scored_candidates_and_min_similarity_score_filters_them(
+    client: Client, upstream: Upstream
+) -> None:
+    emails = sample_identifiers(upstream.url, "multi_email", 2)
+    loose = await client.call_tool("enrich_person_by_email", {"business_emails": emails})
+    people = _people(loose)
+    assert len(people) > len(emails)
+    assert all(p["match_type"] == "business_email" for p in people)
+    scores = sorted(p["confidence_score"] for p in people)
+    strict_at = scores[-len(emails)]  # the top scores: one per email at most
+    strict = await client.call_tool(
+        "enrich_person_by_email", {"business_emails": emails, "min_similarity_score": strict_at}
+    )
+    kept = _people(strict)
+    assert 0 < len(kept) < len(people)
+    assert all(p["confidence_score"] >= strict_at for p in kept)
+    # A stricter threshold is answered from the cached candidates; nothing new goes upstream.
+    assert strict.structured_content["receipt"]["cache_hits"] == len(emails)
+    assert len(upstream.bodies("enrich")) == 1
+
+
+@pytest.mark.anyio
+async def test_a_looser_threshold_than_the_cached_one_goes_upstream_again(client: Client, upstream: Upstream) -> None:
+    emails = sample_identifiers(upstream.url, "multi_email", 1, offset=5)
+    await client.call_tool("enrich_person_by_email", {"business_emails": emails, "min_similarity_score": 0.95})
+    looser = await client.call_tool("enrich_person_by_email", {"business_emails": emails, "min_similarity_score": 0.3})
+    assert looser.structured_content["receipt"]["cache_hits"] == 0
+    sent = upstream.bodies("enrich")
+    assert [b["min_similarity_score"] for b in sent] == [0.95, 0.3]
+
+
+@pytest.mark.anyio
+async def test_personal_mailboxes_are_rejected_for_free_and_say_why(client: Client, upstream: Upstream) -> None:
+    [email] = sample_identifiers(upstream.url, "email", 1)
+    result = await client.call_tool(
+        "enrich_person_by_email", {"business_emails": ["Jane Doe <jane@acme.example>", "jane.doe@gmail.com", email]}
+    )
+    problems = {p["identifier"]: p["reason"] for p in result.structured_content["problems"]}
+    assert "personal mailbox" in problems["jane.doe@gmail.com"]
+    assert "display name" in problems["Jane Doe <jane@acme.example>"]
+    assert upstream.bodies("enrich")[0]["business_emails"] == [email.lower()]
+
+
+@pytest.mark.anyio
+async def test_results_over_the_size_cap_are_trimmed_with_a_note_and_never_fail(upstream: Upstream) -> None:
+    urls = sample_identifiers(upstream.url, "url", 10, offset=70)
+    server = build_server(settings_for(upstream.url, upstream.key, max_result_bytes=4_000))
+    async with Client(server) as client:
+        result = await client.call_tool(
+            "enrich_person_by_url",
+            {"professional_network_profile_urls": urls, "fields": ["experience", "education", "skills"]},
+        )
+    assert result.is_error is False
+    assert len(json.dumps(result.structured_content["people"], separators=(",", ":")).encode()) <= 4_000
+    note = result.structured_content["truncated"]
+    assert "trimmed" in note and "4000 bytes" in note
+    assert upstream.billed() == Decimal(len(urls))  # everyone was paid for and is cached for a free re-read
+
+
+@pytest.mark.anyio
+async def test_unknown_fields_are_refused_with_suggestions_before_anything_is_sent(
+    client: Client, upstream: Upstream
+) -> None:
+    urls = sample_identifiers(upstream.url, "url", 1)
+    result = await client.call_tool(
+        "enrich_person_by_url", {"professional_network_profile_urls": urls, "fields": ["basic_profile.nmae"]}
+    )
+    assert result.is_error
+    assert "basic_profile.name" in text_of(result)
+    assert result.structured_content["error"]["code"] == "invalid_input"
+    assert upstream.ledger().get("requests", {}) == {}
+
+
+@pytest.mark.anyio
+async def test_every_field_of_the_catalog_is_accepted_by_the_upstream(client: Client, upstream: Upstream) -> None:
+    from person_enrich_mcp.fields import ALL_PATHS
+
+    urls = sample_identifiers(upstream.url, "url", 1, offset=90)
+    response = upstream.post(
+        "/person/enrich", {"professional_network_profile_urls": urls, "fields": list(ALL_PATHS)}
+    )  # direct: proves the sandbox and our catalog agree on every path
+    assert response.status_code == 200, response.text

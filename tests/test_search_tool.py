@@ -1,0 +1,168 @@
+"""search_then_enrich through a real MCP client against the sandbox over HTTP."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, cast
+
+import anyio
+import pytest
+from mcp import Client
+
+from person_enrich_mcp.fields import PROFILE_URL_PATH
+from tests.conftest import Upstream, text_of
+
+US = {"field": "basic_profile.location.country", "type": "=", "value": "United States"}
+ENGINEERS = {
+    "op": "and",
+    "conditions": [
+        US,
+        {"field": "experience.employment_details.current.function_category", "type": "=", "value": "Engineering"},
+    ],
+}
+
+
+def _ok(result: Any) -> dict[str, Any]:
+    assert result.is_error is False, text_of(result)
+    return cast(dict[str, Any], result.structured_content)
+
+
+@pytest.mark.anyio
+async def test_search_asks_only_for_profile_urls_then_enriches_what_it_found(
+    client: Client, upstream: Upstream
+) -> None:
+    found = _ok(await client.call_tool("search_then_enrich", {"filters": ENGINEERS, "limit": 5}))
+    assert len(found["people"]) == 5
+    assert found["total_count"] > 5 and found["next_cursor"]
+    [search] = upstream.bodies("search")
+    assert search["fields"] == [PROFILE_URL_PATH] and search["limit"] == 5
+    [enrich] = upstream.bodies("enrich")
+    assert enrich["professional_network_profile_urls"] == [p["matched_on"] for p in found["people"]]
+    assert found["receipt"]["charged"] == "5.15"  # 5 × 0.03 + 5 × 1
+    assert upstream.billed() == Decimal("5.15")
+
+
+@pytest.mark.anyio
+async def test_more_than_25_people_are_enriched_in_batches_with_progress(client: Client, upstream: Upstream) -> None:
+    seen: list[tuple[float, float | None]] = []
+
+    async def progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total))
+
+    with anyio.fail_after(30):
+        result = await client.call_tool(
+            "search_then_enrich", {"filters": US, "limit": 30, "max_credits": 40}, progress_callback=progress
+        )
+    assert len(_ok(result)["people"]) == 30
+    assert [len(b["professional_network_profile_urls"]) for b in upstream.bodies("enrich")] == [25, 5]
+    assert seen == [(25, 30), (30, 30)]
+
+
+@pytest.mark.anyio
+async def test_the_cursor_continues_the_same_search_without_overlap(client: Client, upstream: Upstream) -> None:
+    first = _ok(await client.call_tool("search_then_enrich", {"filters": ENGINEERS, "limit": 4}))
+    second = _ok(
+        await client.call_tool("search_then_enrich", {"filters": ENGINEERS, "limit": 4, "cursor": first["next_cursor"]})
+    )
+    one = {p["matched_on"] for p in first["people"]}
+    two = {p["matched_on"] for p in second["people"]}
+    assert len(two) == 4 and not one & two
+    assert second["total_count"] == first["total_count"]
+    assert upstream.bodies("search")[1].get("cursor")
+
+
+@pytest.mark.anyio
+async def test_a_cursor_from_another_search_is_refused_before_spending(client: Client, upstream: Upstream) -> None:
+    first = _ok(await client.call_tool("search_then_enrich", {"filters": ENGINEERS, "limit": 2}))
+    billed = upstream.billed()
+    other = await client.call_tool("search_then_enrich", {"filters": US, "limit": 2, "cursor": first["next_cursor"]})
+    garbage = await client.call_tool("search_then_enrich", {"filters": US, "limit": 2, "cursor": "not-ours"})
+    assert other.is_error and "different search" in text_of(other)
+    assert garbage.is_error and "cursor" in text_of(garbage)
+    assert upstream.billed() == billed and len(upstream.bodies("search")) == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({"field": "basic_profile.name", "type": "in", "value": "Jane"}, "needs an array"),
+        ({"field": "basic_profile.name", "type": "=", "value": ["a", "b"]}, "use 'in'"),
+        ({"field": "basic_profile.name", "type": "=", "value": "x", "op": "and"}, "either a leaf"),
+        ({"op": "and", "conditions": []}, "at least one condition"),
+        ({"field": "basic_profile.name", "type": "=", "value": {"nested": 1}}, "string, number or boolean"),
+        ({"field": "basic_profile.name", "type": ">=", "value": 3}, "validation error"),
+    ],
+)
+async def test_malformed_filters_are_refused_locally(
+    client: Client, upstream: Upstream, filters: dict[str, Any], expected: str
+) -> None:
+    result = await client.call_tool("search_then_enrich", {"filters": filters})
+    assert result.is_error and expected in text_of(result)
+    assert upstream.ledger().get("requests", {}) == {}
+
+
+@pytest.mark.anyio
+async def test_filters_too_deep_or_too_many_are_refused_locally(client: Client, upstream: Upstream) -> None:
+    deep: dict[str, Any] = US
+    for _ in range(7):
+        deep = {"op": "and", "conditions": [deep]}
+    wide = {"op": "or", "conditions": [US] * 101}
+    for filters in (deep, wide):
+        result = await client.call_tool("search_then_enrich", {"filters": filters})
+        assert result.is_error and "Nothing was spent" in text_of(result)
+    assert upstream.ledger().get("requests", {}) == {}
+
+
+@pytest.mark.anyio
+async def test_nested_groups_and_text_operators_reach_the_upstream_unchanged(
+    client: Client, upstream: Upstream
+) -> None:
+    filters = {
+        "op": "and",
+        "conditions": [
+            {
+                "op": "or",
+                "conditions": [US, {"field": "basic_profile.location.country", "type": "=", "value": "Germany"}],
+            },
+            {"field": "experience.employment_details.current.title", "type": "(.)", "value": "Director|VP"},
+            {"field": "experience.employment_details.current.title", "type": "(!)", "value": "Assistant"},
+        ],
+    }
+    sorts = [{"field": "professional_network.connections", "order": "desc"}]
+    result = _ok(await client.call_tool("search_then_enrich", {"filters": filters, "sorts": sorts, "limit": 3}))
+    assert result["total_count"] > 0
+    [sent] = upstream.bodies("search")
+    assert sent["filters"] == filters and sent["sorts"] == sorts
+
+
+@pytest.mark.anyio
+async def test_an_unsupported_filter_field_relays_the_upstream_message_and_spends_nothing(
+    client: Client, upstream: Upstream
+) -> None:
+    result = await client.call_tool(
+        "search_then_enrich", {"filters": {"field": "current_title", "type": "=", "value": "CEO"}}
+    )
+    assert result.is_error
+    text = text_of(result)
+    assert "current_title" in text and "Supported fields" in text and "Nothing was charged" in text
+    books = _ok(await client.call_tool("get_budget", {}))
+    assert (books["spent"], books["reserved"]) == ("0.00", "0.00")
+    assert upstream.billed() == 0
+
+
+@pytest.mark.anyio
+async def test_a_search_with_no_results_is_free(client: Client, upstream: Upstream) -> None:
+    nobody = {"field": "basic_profile.name", "type": "=", "value": "Nobody Withthisname"}
+    result = _ok(await client.call_tool("search_then_enrich", {"filters": nobody}))
+    assert result["people"] == [] and result["total_count"] == 0 and "next_cursor" not in result
+    assert result["receipt"]["charged"] == "0.00" and upstream.billed() == 0
+
+
+@pytest.mark.anyio
+async def test_people_already_enriched_come_from_the_cache(client: Client, upstream: Upstream) -> None:
+    _ok(await client.call_tool("search_then_enrich", {"filters": ENGINEERS, "limit": 3}))
+    again = _ok(await client.call_tool("search_then_enrich", {"filters": ENGINEERS, "limit": 3}))
+    assert again["receipt"]["cache_hits"] == 3
+    assert again["receipt"]["charged"] == "0.09"  # only the search itself
+    assert len(upstream.bodies("enrich")) == 1

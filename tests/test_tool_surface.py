@@ -1,0 +1,106 @@
+"""The tool surface the model sees is pinned: any change is a visible diff of tests/snapshots/tool_surface.json.
+
+Run `pytest tests/test_tool_surface.py --update-snapshots` after an intended change, and add a CHANGELOG line.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from person_enrich_mcp.server import INSTRUCTIONS
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "tool_surface.json"
+REQUIRED_HINTS = ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
+
+
+async def _surface(client: Client) -> dict[str, Any]:
+    tools = (await client.list_tools()).tools
+    return {
+        "instructions": INSTRUCTIONS,
+        "tools": [t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in tools],
+    }
+
+
+@pytest.mark.anyio
+async def test_tool_surface_matches_the_committed_snapshot(client: Client, request: pytest.FixtureRequest) -> None:
+    surface = await _surface(client)
+    rendered = json.dumps(surface, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    if request.config.getoption("--update-snapshots"):
+        SNAPSHOT.write_text(rendered, encoding="utf-8")
+    assert SNAPSHOT.read_text(encoding="utf-8") == rendered, (
+        "The tool surface changed. If intended, rerun with --update-snapshots and add a CHANGELOG line."
+    )
+
+
+@pytest.mark.anyio
+async def test_every_tool_has_a_title_all_four_hints_an_output_schema_and_states_its_cost(client: Client) -> None:
+    tools = (await client.list_tools()).tools
+    assert {t.name for t in tools} == {
+        "enrich_person_by_url",
+        "enrich_person_by_email",
+        "search_then_enrich",
+        "get_budget",
+    }
+    for tool in tools:
+        hints = tool.model_dump(by_alias=True, exclude_none=True)["annotations"]
+        assert tool.title, tool.name
+        assert all(name in hints for name in REQUIRED_HINTS), (tool.name, hints)
+        assert hints["destructiveHint"] is False and hints["readOnlyHint"] is True
+        assert tool.output_schema is not None and tool.output_schema["type"] == "object"
+        description = tool.description or ""
+        assert "credit" in description.lower() or "free" in description.lower(), tool.name
+    paid = [t for t in tools if t.name != "get_budget"]
+    assert all(t.annotations is not None and t.annotations.open_world_hint for t in paid)
+
+
+@pytest.mark.anyio
+async def test_tools_list_stays_compact(client: Client) -> None:
+    tools = (await client.list_tools()).tools
+    size = len(json.dumps([t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in tools]).encode())
+    assert size < 4_500, f"tools/list grew to {size} bytes; the field catalog belongs in the resource"
+
+
+@pytest.mark.anyio
+async def test_inputs_mirror_the_upstream_parameter_names(client: Client) -> None:
+    tools = {t.name: t.input_schema for t in (await client.list_tools()).tools}
+    assert set(tools["enrich_person_by_url"]["properties"]) == {
+        "professional_network_profile_urls",
+        "fields",
+        "force_fetch",
+        "enrich_realtime",
+        "max_credits",
+    }
+    assert set(tools["enrich_person_by_email"]["properties"]) == {
+        "business_emails",
+        "fields",
+        "min_similarity_score",
+        "max_credits",
+    }
+    assert {"filters", "sorts", "limit", "cursor", "fields", "max_credits"} == set(
+        tools["search_then_enrich"]["properties"]
+    )
+    urls = tools["enrich_person_by_url"]["properties"]["professional_network_profile_urls"]
+    assert (urls["minItems"], urls["maxItems"]) == (1, 25)
+    operators = tools["search_then_enrich"]["$defs"]["Filter"]["properties"]["type"]["enum"]
+    assert operators == ["=", "!=", "<", "=<", ">", "=>", "in", "not_in", "(.)", "(!)", "[.]"]
+
+
+@pytest.mark.anyio
+async def test_field_catalog_resource_lists_every_path_with_section_and_add_on(client: Client) -> None:
+    result = await client.read_resource("person-enrich://fields")
+    text = getattr(result.contents[0], "text", "")
+    catalog = json.loads(text)
+    by_path = {entry["path"]: entry for entry in catalog["fields"]}
+    assert by_path["contact"]["addon_credits"] == "5.00"
+    assert by_path["contact.phone_numbers"]["addon_credits"] == "2.00"
+    assert by_path["contact.business_emails.email"]["addon_credits"] == "1.00"
+    assert by_path["dev_platform_profiles"]["addon_credits"] == "1.00"
+    assert "addon_credits" not in by_path["basic_profile.name"]
+    assert by_path["experience.employment_details.current.title"]["section"] == "experience"
+    assert catalog["pricing"]["cap_per_profile"] == "7.00"
+    assert set(catalog["default_fields"]) <= set(by_path)
