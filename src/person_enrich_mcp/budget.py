@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 
 from person_enrich_mcp.errors import BudgetExceededError, format_credits
+from person_enrich_mcp.metrics import Metrics
 from person_enrich_mcp.state import Account, StateStore
 
 logger = logging.getLogger(__name__)
@@ -38,18 +39,43 @@ class Quote:
 
 
 @dataclass(frozen=True, slots=True)
+class Owner:
+    """Who a call is charged to: its session, and the authenticated principal behind it (if any)."""
+
+    session: str
+    principal: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowView:
+    """A principal's rolling-window budget."""
+
+    principal: str
+    limit: Decimal
+    window_seconds: float
+    committed: Decimal
+
+    @property
+    def remaining(self) -> Decimal:
+        """What a new call of this principal may still reserve."""
+        return max(self.limit - self.committed, _ZERO)
+
+
+@dataclass(frozen=True, slots=True)
 class BudgetView:
-    """A session's budget as reported to the model."""
+    """A session's budget as reported to the model (and its principal's window, over HTTP)."""
 
     limit: Decimal
     spent: Decimal
     reserved: Decimal
     unverified: Decimal
+    window: WindowView | None = None
 
     @property
     def remaining(self) -> Decimal:
-        """What a new call may still reserve."""
-        return max(self.limit - self.spent - self.reserved - self.unverified, _ZERO)
+        """What a new call may still reserve: the tighter of the session and the principal window."""
+        session = max(self.limit - self.spent - self.reserved - self.unverified, _ZERO)
+        return session if self.window is None else min(session, self.window.remaining)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +99,9 @@ class Receipt:
 class Reservation:
     """Credits held for one call until it settles; use as `async with budget.reserve(...) as reservation`."""
 
-    def __init__(self, budget: Budget, session_key: str, quote: Quote) -> None:
+    def __init__(self, budget: Budget, owner: Owner, quote: Quote) -> None:
         self._budget = budget
-        self._session_key = session_key
+        self._owner = owner
         self.quote = quote
         self.id = uuid.uuid4().hex
         self.charged = _ZERO
@@ -98,12 +124,16 @@ class Reservation:
         return max(self.quote.estimate - self.charged - self.unverified, _ZERO)
 
     async def __aenter__(self) -> Reservation:
-        accounts = self._budget.accounts(self._session_key)
+        accounts = self._budget.accounts(self._owner)
         outcome = await self._budget.store.reserve(
             self.id, self.quote.estimate, accounts, ttl_seconds=self._budget.reservation_ttl
         )
+        metrics = self._budget.metrics
         if not outcome.granted:
-            raise self._budget.exceeded(self.quote, outcome.remaining)
+            by_window = outcome.refused_by != accounts[0].key
+            metrics.inc("person_enrich_budget_refusals_total", reason="principal_window" if by_window else "session")
+            raise self._budget.exceeded(self.quote, outcome.remaining, by_window=by_window)
+        metrics.inc("person_enrich_credits_reserved_total", float(self.quote.estimate))
         self._open = True
         return self
 
@@ -115,46 +145,84 @@ class Reservation:
         self._open = False
         with anyio.CancelScope(shield=True):
             await self._budget.store.settle(self.id, self.charged, self.unverified)
+        self._budget.metrics.inc("person_enrich_credits_charged_total", float(self.charged))
+        if self.unverified:
+            self._budget.metrics.inc("person_enrich_credits_unverified_total", float(self.unverified))
 
 
 class Budget:
-    """Budgets keyed by session, over a `StateStore`."""
+    """Budgets per session, and per authenticated principal over a rolling window, over a `StateStore`."""
 
-    def __init__(self, store: StateStore, *, session_limit: Decimal, reservation_ttl: float = 900.0) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        session_limit: Decimal,
+        principal_limit: Decimal | None = None,
+        principal_window_seconds: float = 86_400.0,
+        reservation_ttl: float = 900.0,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.store = store
+        self.metrics = metrics if metrics is not None else Metrics()
         self.session_limit = session_limit
+        self.principal_limit = principal_limit
+        self.principal_window_seconds = principal_window_seconds
         self.reservation_ttl = reservation_ttl
 
-    def accounts(self, session_key: str) -> list[Account]:
-        """Every account a call of this session is charged to."""
-        return [Account(f"session:{session_key}", self.session_limit)]
+    def _session(self, owner: Owner) -> Account:
+        return Account(f"session:{owner.session}", self.session_limit)
 
-    def reserve(self, session_key: str, quote: Quote) -> Reservation:
+    def _window(self, owner: Owner) -> Account | None:
+        if owner.principal is None or self.principal_limit is None:
+            return None
+        return Account(f"principal:{owner.principal}", self.principal_limit, self.principal_window_seconds)
+
+    def accounts(self, owner: Owner) -> list[Account]:
+        """Every account a call of this owner is charged to, the session first."""
+        window = self._window(owner)
+        return [self._session(owner)] if window is None else [self._session(owner), window]
+
+    def reserve(self, owner: Owner, quote: Quote) -> Reservation:
         """A reservation of `quote.estimate`; entering it raises `BudgetExceededError` when it does not fit."""
-        return Reservation(self, session_key, quote)
+        return Reservation(self, owner, quote)
 
-    async def view(self, session_key: str) -> BudgetView:
-        """The session's current books."""
-        snapshot = await self.store.read(f"session:{session_key}")
-        return BudgetView(self.session_limit, snapshot.spent, snapshot.reserved, snapshot.unverified)
+    async def view(self, owner: Owner) -> BudgetView:
+        """The session's current books, and the principal's window when there is one."""
+        snapshot = await self.store.read(self._session(owner))
+        window = self._window(owner)
+        window_view = None
+        if window is not None and owner.principal is not None:
+            books = await self.store.read(window)
+            window_view = WindowView(owner.principal, window.limit, self.principal_window_seconds, books.committed)
+        return BudgetView(self.session_limit, snapshot.spent, snapshot.reserved, snapshot.unverified, window_view)
 
-    def exceeded(self, quote: Quote, remaining: Decimal) -> BudgetExceededError:
+    def exceeded(self, quote: Quote, remaining: Decimal, *, by_window: bool = False) -> BudgetExceededError:
         """The refusal for a quote that does not fit: estimate, what is left, and how to spend less."""
         lower = f" To spend less: {'; '.join(quote.ways_to_lower)}." if quote.ways_to_lower else ""
+        if by_window and self.principal_limit is not None:
+            hours = self.principal_window_seconds / 3600
+            whose = (
+                f"of your rolling {hours:g}-hour budget of {format_credits(self.principal_limit)} credits (shared by "
+                "all your sessions)"
+            )
+            raise_it = "PERSON_ENRICH_PRINCIPAL_BUDGET"
+        else:
+            whose = f"of the session budget of {format_credits(self.session_limit)} credits"
+            raise_it = "PERSON_ENRICH_SESSION_BUDGET"
         return BudgetExceededError(
             f"Refused before spending anything: this call could cost up to {format_credits(quote.estimate)} credits "
-            f"({quote.breakdown}), but only {format_credits(remaining)} of the session budget of "
-            f"{format_credits(self.session_limit)} credits remain.{lower} The operator can raise "
-            "PERSON_ENRICH_SESSION_BUDGET.",
+            f"({quote.breakdown}), but only {format_credits(remaining)} {whose} remain.{lower} The operator can "
+            f"raise {raise_it}.",
             estimate=quote.estimate,
             remaining=remaining,
         )
 
     async def record(
-        self, session_key: str, *, tool: str, quote: Quote, charged: Decimal, unverified: Decimal, cache_hits: int
+        self, owner: Owner, *, tool: str, quote: Quote, charged: Decimal, unverified: Decimal, cache_hits: int
     ) -> Receipt:
         """Write the receipt of a finished call and return it with the session's new totals."""
-        view = await self.view(session_key)
+        view = await self.view(owner)
         receipt = Receipt(
             tool=tool,
             estimated=quote.estimate,
@@ -166,9 +234,12 @@ class Budget:
             at=datetime.fromtimestamp(time.time(), UTC).isoformat(timespec="seconds"),
         )
         with anyio.CancelScope(shield=True):
-            await self.store.add_receipt(f"session:{session_key}", receipt.to_json(), RECEIPTS_KEPT)
+            await self.store.add_receipt(f"session:{owner.session}", receipt.to_json(), RECEIPTS_KEPT)
+        self.metrics.inc("person_enrich_tool_calls_total", tool=tool, outcome="ok")
+        if cache_hits:
+            self.metrics.inc("person_enrich_cache_hits_total", cache_hits)
         return receipt
 
-    async def receipts(self, session_key: str, limit: int = 10) -> list[dict[str, Any]]:
+    async def receipts(self, owner: Owner, limit: int = 10) -> list[dict[str, Any]]:
         """The session's newest receipts, oldest first."""
-        return await self.store.receipts(f"session:{session_key}", limit)
+        return await self.store.receipts(f"session:{owner.session}", limit)

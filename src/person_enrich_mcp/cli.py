@@ -33,13 +33,29 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve against an embedded offline sandbox with synthetic data (no key, no credits spent)",
     )
+    parser.add_argument(
+        "--transport", choices=("stdio", "http"), default="stdio", help="stdio (default) or streamable HTTP"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
     for option in OPTIONS:
         dest = "api_key_file" if option.field == "api_key" else option.field
-        parser.add_argument(option.flag, dest=dest, metavar="VALUE", help=f"{option.help} (env {option.env})")
+        if option.switch:
+            parser.add_argument(
+                option.flag, dest=dest, action="store_const", const=True, help=f"{option.help} (env {option.env}=1)"
+            )
+        else:
+            parser.add_argument(option.flag, dest=dest, metavar="VALUE", help=f"{option.help} (env {option.env})")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     sandbox = commands.add_parser("sandbox", help="run the offline emulator of the Person API over HTTP")
     sandbox_cli.add_arguments(sandbox)
     commands.add_parser("demo", help="run a scripted MCP session against the sandbox and print what happens")
+    token = commands.add_parser("token", help="manage HTTP bearer tokens")
+    token_commands = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    create = token_commands.add_parser("create", help="print a new random token once, and its tokens-file line")
+    create.add_argument(
+        "name", metavar="NAME", help="the principal the token authenticates (budgets are per principal)"
+    )
     return parser
 
 
@@ -56,15 +72,12 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in names}
 
 
-def serve_stdio(settings: Settings, *, sandbox: bool) -> int:
-    """Serve MCP over stdio until the client disconnects; with `sandbox`, against an embedded sandbox."""
+def serve(settings: Settings, *, sandbox: bool, transport: str, host: str, port: int) -> int:
+    """Serve MCP over stdio or HTTP until stopped; with `sandbox`, against an embedded sandbox."""
     from person_enrich_mcp.sandbox import SandboxServer
-    from person_enrich_mcp.server import build_server
 
     if not sandbox:
-        server = build_server(settings)
-        server.run("stdio")
-        return 0
+        return _serve(settings, transport=transport, host=host, port=port)
     with SandboxServer() as upstream:
         logger.info("embedded sandbox at %s (synthetic data)", upstream.url)
         sandboxed = settings.model_copy(
@@ -74,7 +87,28 @@ def serve_stdio(settings: Settings, *, sandbox: bool) -> int:
                 "sandbox": True,
             }
         )
-        build_server(sandboxed).run("stdio")
+        return _serve(sandboxed, transport=transport, host=host, port=port)
+
+
+def _serve(settings: Settings, *, transport: str, host: str, port: int) -> int:
+    if transport == "http":
+        from person_enrich_mcp.http_app import run_http
+
+        return run_http(settings, host=host, port=port)
+    from person_enrich_mcp.server import build_server
+
+    build_server(settings).run("stdio")
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from person_enrich_mcp.auth import create_token
+
+    token, line = create_token(args.name)
+    sys.stdout.write(
+        f"token (shown once; give it to {args.name}, send it as 'Authorization: Bearer <token>'):\n{token}\n\n"
+        f"add this line to the tokens file (PERSON_ENRICH_TOKENS_FILE):\n{line}\n"
+    )
     return 0
 
 
@@ -90,10 +124,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_demo()
     try:
+        if args.command == "token":
+            return _token(args)
         settings = load_settings(_flags(args))
         if not args.sandbox:
             settings.require_api_key()
+        return serve(settings, sandbox=args.sandbox, transport=args.transport, host=args.host, port=args.port)
     except ConfigurationError as exc:
         sys.stderr.write(f"person-enrich-mcp: {exc}\n")
         return 2
-    return serve_stdio(settings, sandbox=args.sandbox)

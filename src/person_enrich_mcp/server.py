@@ -12,6 +12,8 @@ from typing import Any, cast
 
 import httpx2
 from mcp.server import MCPServer
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 
@@ -20,8 +22,9 @@ from person_enrich_mcp.api import ENRICH, SEARCH, PersonAPI, RateLimiter, RetryP
 from person_enrich_mcp.budget import Budget
 from person_enrich_mcp.cache import ProfileCache
 from person_enrich_mcp.errors import format_credits
+from person_enrich_mcp.metrics import Metrics
 from person_enrich_mcp.settings import Settings
-from person_enrich_mcp.state import MemoryStore, StateStore
+from person_enrich_mcp.state import StateStore, open_store
 from person_enrich_mcp.tools.budget import get_budget
 from person_enrich_mcp.tools.context import AppState
 from person_enrich_mcp.tools.enrich import enrich_person_by_email, enrich_person_by_url
@@ -153,18 +156,25 @@ def build_server(
     *,
     transport: httpx2.AsyncBaseTransport | None = None,
     store_factory: Callable[[], StateStore] | None = None,
+    metrics: Metrics | None = None,
+    token_verifier: TokenVerifier | None = None,
+    auth: AuthSettings | None = None,
 ) -> MCPServer[AppState]:
     """The MCP server: tools, the field-catalog resource, and a lifespan that owns the client and the state.
+
+    `token_verifier` and `auth` (HTTP only) are the SDK's seam for bearer-token auth; any verifier that maps
+    a token to an `AccessToken` whose `client_id` is the principal works, an OAuth resource server included.
 
     Raises:
         ConfigurationError: when no API key is configured (and this is not the sandbox).
     """
     settings.require_api_key()
     fingerprint = _key_fingerprint(settings)
+    counters = metrics if metrics is not None else Metrics()
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncGenerator[AppState]:
-        store = store_factory() if store_factory is not None else MemoryStore()
+        store = store_factory() if store_factory is not None else open_store(settings.state_url)
         limiter = RateLimiter(
             store,
             limits={ENRICH: settings.enrich_rpm, SEARCH: settings.search_rpm},
@@ -185,12 +195,20 @@ def build_server(
             timeout=httpx2.Timeout(settings.request_timeout, connect=settings.connect_timeout),
             user_agent=f"{SERVER_NAME}/{__version__}",
             transport=transport,
+            metrics=counters,
         )
         state = AppState(
             settings=settings,
             api=api,
             store=store,
-            budget=Budget(store, session_limit=settings.session_budget),
+            budget=Budget(
+                store,
+                session_limit=settings.session_budget,
+                principal_limit=settings.principal_budget,
+                principal_window_seconds=settings.principal_window_seconds,
+                reservation_ttl=settings.reservation_ttl_seconds,
+                metrics=counters,
+            ),
             cache=ProfileCache(
                 store,
                 scope=fingerprint,
@@ -213,6 +231,8 @@ def build_server(
         version=__version__,
         lifespan=lifespan,
         tools=[_tool(spec) for spec in TOOL_SPECS],
+        token_verifier=token_verifier,
+        auth=auth,
     )
 
     @server.resource(

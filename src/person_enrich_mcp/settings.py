@@ -30,6 +30,7 @@ class Option:
     env: str
     flag: str
     help: str
+    switch: bool = False
 
 
 # The single table of configurable settings; the CLI, the README and the manifests are checked against it.
@@ -46,6 +47,59 @@ OPTIONS: tuple[Option, ...] = (
     Option("search_rpm", "PERSON_ENRICH_SEARCH_RPM", "--search-rpm", "upstream search requests per minute"),
     Option("request_timeout", "PERSON_ENRICH_TIMEOUT", "--timeout", "seconds to wait for one upstream answer"),
     Option("max_wait_seconds", "PERSON_ENRICH_MAX_WAIT", "--max-wait", "longest wait for a rate-limit slot"),
+    Option(
+        "state_url",
+        "PERSON_ENRICH_STATE_URL",
+        "--state-url",
+        "where budgets, cache and rate limits live: memory://, sqlite:///path or redis://host:port/db",
+    ),
+    Option(
+        "principal_budget",
+        "PERSON_ENRICH_PRINCIPAL_BUDGET",
+        "--principal-budget",
+        "credits one authenticated principal may spend per rolling window (HTTP)",
+    ),
+    Option(
+        "principal_window_seconds",
+        "PERSON_ENRICH_PRINCIPAL_WINDOW",
+        "--principal-window",
+        "length of the principal budget's rolling window, in seconds",
+    ),
+    Option(
+        "reservation_ttl_seconds",
+        "PERSON_ENRICH_RESERVATION_TTL",
+        "--reservation-ttl",
+        "seconds after which a reservation whose holder died is counted as spent",
+    ),
+    Option(
+        "tokens_file", "PERSON_ENRICH_TOKENS_FILE", "--tokens-file", "HTTP bearer tokens: 'principal sha256' per line"
+    ),
+    Option(
+        "allow_unauthenticated",
+        "PERSON_ENRICH_ALLOW_UNAUTHENTICATED",
+        "--allow-unauthenticated",
+        "serve HTTP without tokens (loopback only)",
+        switch=True,
+    ),
+    Option(
+        "allowed_hosts",
+        "PERSON_ENRICH_ALLOWED_HOSTS",
+        "--allowed-hosts",
+        "comma-separated Host values HTTP accepts besides loopback (host or host:port, host:* for any port)",
+    ),
+    Option(
+        "allowed_origins",
+        "PERSON_ENRICH_ALLOWED_ORIGINS",
+        "--allowed-origins",
+        "comma-separated browser Origins HTTP accepts besides loopback",
+    ),
+    Option("max_body_bytes", "PERSON_ENRICH_MAX_BODY_BYTES", "--max-body-bytes", "largest HTTP request body accepted"),
+    Option(
+        "public_url",
+        "PERSON_ENRICH_PUBLIC_URL",
+        "--public-url",
+        "the URL clients use to reach /mcp (advertised in the OAuth resource metadata)",
+    ),
 )
 
 
@@ -71,6 +125,16 @@ class Settings(BaseModel):
     retry_base_delay: float = Field(default=0.5, ge=0)
     retry_max_delay: float = Field(default=8.0, ge=0)
     sandbox: bool = False
+    state_url: str = "memory://"
+    principal_budget: Decimal = Field(default=Decimal(500), ge=0)
+    principal_window_seconds: float = Field(default=86_400.0, gt=0)
+    reservation_ttl_seconds: float = Field(default=900.0, gt=0)
+    tokens_file: str | None = None
+    allow_unauthenticated: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    max_body_bytes: int = Field(default=1_000_000, ge=1_024, le=4 * 1024 * 1024)
+    public_url: str | None = None
 
     def require_api_key(self) -> SecretStr:
         """The key, or a one-sentence startup error naming the variable and `--sandbox`."""
@@ -113,12 +177,16 @@ def load_settings(flags: Mapping[str, Any] | None = None, environ: Mapping[str, 
             sources[option.field] = option.env
     values.update(given)
     try:
-        for name in ("session_budget", "confirm_above"):
+        for name in ("session_budget", "confirm_above", "principal_budget"):
             if name in values:
                 values[name] = Decimal(str(values[name]))
+        for name in ("allowed_hosts", "allowed_origins"):
+            if isinstance(values.get(name), str):
+                values[name] = tuple(part.strip() for part in values[name].split(",") if part.strip())
         return Settings(**values)
     except InvalidOperation:
-        bad = next(n for n in ("session_budget", "confirm_above") if n in values and not _is_decimal(values[n]))
+        money = ("session_budget", "confirm_above", "principal_budget")
+        bad = next(n for n in money if n in values and not _is_decimal(values[n]))
         raise ConfigurationError(f"{sources.get(bad, bad)} must be a number of credits") from None
     except ValidationError as exc:
         first = exc.errors()[0]

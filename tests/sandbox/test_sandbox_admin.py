@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import threading
+import time
 from typing import Any
 
 import httpx2
@@ -19,7 +22,29 @@ def _fp(key: str) -> str:
 
 
 def test_health_reports_the_dataset(admin: httpx2.Client) -> None:
-    assert admin.get("/_sandbox/health").json() == {"ok": True, "people": 5000, "companies": 300, "seed": 7}
+    health = admin.get("/_sandbox/health").json()
+    assert health == {"ok": True, "people": 5000, "companies": 300, "seed": 7, "in_flight": 0}
+
+
+def test_health_counts_requests_in_flight(small: SandboxServer) -> None:
+    seen: list[int] = []
+    with http_client(small.url) as http:
+        assert http.post("/_sandbox/faults", json={"kind": "timeout", "count": 1}).status_code == 200
+
+        def held_request() -> None:
+            with httpx2.Client(base_url=small.url, timeout=10) as waiting, contextlib.suppress(httpx2.HTTPError):
+                waiting.post("/person/enrich", json={"business_emails": ["a@b.example"]}, headers=headers_for("k"))
+
+        worker = threading.Thread(target=held_request, daemon=True)
+        worker.start()
+        deadline = time.monotonic() + 5
+        while not seen or seen[-1] == 0:
+            assert time.monotonic() < deadline, "the held request never showed as in flight"
+            seen.append(http.get("/_sandbox/health").json()["in_flight"])
+        small.state.release_hanging()
+        worker.join(5)
+        after = http.get("/_sandbox/health").json()["in_flight"]
+    assert seen[-1] == 1 and after == 0
 
 
 def test_ledger_lists_every_key_by_fingerprint_and_never_in_clear(small: SandboxServer) -> None:

@@ -129,7 +129,7 @@ def test_the_subcommand_serves_until_terminated() -> None:
                     health = http.get(f"http://127.0.0.1:{port}/_sandbox/health")
                 except httpx2.ConnectError:
                     continue
-        assert health.json() == {"ok": True, "people": 300, "companies": 300, "seed": 7}
+        assert health.json() == {"ok": True, "people": 300, "companies": 300, "seed": 7, "in_flight": 0}
     finally:
         process.send_signal(signal.SIGINT)  # Ctrl+C: a clean shutdown and exit status 0
         try:

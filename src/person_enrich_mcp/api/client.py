@@ -38,6 +38,7 @@ from person_enrich_mcp.errors import (
     RateLimitError,
     ServerError,
 )
+from person_enrich_mcp.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +173,9 @@ class PersonAPI:
         user_agent: str,
         transport: httpx2.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics if metrics is not None else Metrics()
         self._limiter = limiter
         self._retry = retry
         self._sleep = sleep
@@ -271,7 +274,10 @@ class PersonAPI:
         limited = 0
         waited_on_429 = 0.0
         while True:
-            await self._limiter.acquire(endpoint)
+            waited = await self._limiter.acquire(endpoint)
+            if waited > 0:
+                self._metrics.inc("person_enrich_rate_limit_waits_total", endpoint=endpoint)
+                self._metrics.inc("person_enrich_rate_limit_wait_seconds_total", waited, endpoint=endpoint)
             started = time.perf_counter()
             try:
                 # Shielded: once a paid request is on the wire its answer (and its charge) must be read and
@@ -280,6 +286,7 @@ class PersonAPI:
                 with anyio.CancelScope(shield=True):
                     answer = await self._send(endpoint, body)
             except _NotSent as exc:
+                self._metrics.inc("person_enrich_upstream_requests_total", endpoint=endpoint, status="not_sent")
                 failures += 1
                 if failures <= self._retry.max_retries:
                     await self._sleep(self._backoff(failures))
@@ -290,6 +297,10 @@ class PersonAPI:
             if answer is None:  # pragma: no cover - a shielded scope cannot swallow the send
                 raise APIOutcomeUnknownError(f"no answer to the {endpoint} request")
             status, headers, content = answer
+            self._metrics.inc("person_enrich_upstream_requests_total", endpoint=endpoint, status=str(status))
+            self._metrics.observe(
+                "person_enrich_upstream_latency_seconds", time.perf_counter() - started, endpoint=endpoint
+            )
             request_id = headers.get("x-request-id")
             credits = _header_decimal(headers, "x-credits-used")
             limits = _rate_limit_info(headers)

@@ -14,7 +14,6 @@ import anyio
 
 from person_enrich_mcp.errors import LocalRateLimitError
 
-
 MAX_HOLD_SECONDS = 900.0
 
 

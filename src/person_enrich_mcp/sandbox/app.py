@@ -136,6 +136,8 @@ class SandboxState:
         default_factory=dict[tuple[str, int], asyncio.Transport]
     )
     hanging: set[asyncio.Transport] = field(default_factory=set[asyncio.Transport])
+    # API requests received and not yet answered: lets a test act while a call is on the wire.
+    in_flight: int = 0
     _samples: dict[str, list[str]] = field(default_factory=dict[str, list[str]])
 
     def reset(self) -> None:
@@ -215,9 +217,28 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
         Route("/_sandbox/config", handlers.config, methods=["GET", "POST"]),
         Route("/_sandbox/reset", handlers.reset, methods=["POST"]),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware)])
+    app = Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware), Middleware(InFlightMiddleware, state)])
     app.state.sandbox = state
     return app
+
+
+class InFlightMiddleware:
+    """Counts API requests from arrival until their response is fully sent (or the connection drops)."""
+
+    def __init__(self, app: ASGIApp, state: SandboxState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Count `/person/*` requests while they run."""
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith("/person/"):
+            await self.app(scope, receive, send)
+            return
+        self.state.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.state.in_flight -= 1
 
 
 class RequestIdMiddleware:
@@ -300,6 +321,18 @@ class _Handlers:
         if key is None or (config.api_keys and key not in config.api_keys):
             return _unauthorized()
 
+        return await self._authorised(endpoint, process, key, body, body_ok)
+
+    async def _authorised(
+        self,
+        endpoint: str,
+        process: Callable[[Any], Outcome],
+        key: str,
+        body: Any,
+        body_ok: bool,
+    ) -> Response:
+        state = self.state
+        config = state.config
         fp = fingerprint(key)
         limit = config.enrich_rpm if endpoint == "enrich" else config.search_rpm
         decision = state.limiter.check(fp, endpoint, limit, config.rate_window, config.rate_limits_enabled)
@@ -549,7 +582,13 @@ class _Handlers:
         """GET /_sandbox/health."""
         dataset = self.state.dataset
         return JSONResponse(
-            {"ok": True, "people": len(dataset.people), "companies": len(dataset.companies), "seed": dataset.seed}
+            {
+                "ok": True,
+                "people": len(dataset.people),
+                "companies": len(dataset.companies),
+                "seed": dataset.seed,
+                "in_flight": self.state.in_flight,
+            }
         )
 
     async def ledger(self, request: Request) -> Response:

@@ -1,24 +1,50 @@
-"""The `StateStore` protocol: atomic budget reservations, a TTL cache, and sliding-window counters."""
+"""The `StateStore` protocol: atomic budget reservations, a TTL cache, and sliding-window counters.
+
+Every backend keeps the same books. An account (a session, or a principal over a rolling window) has
+`spent` (settled charges), `reserved` (held by calls in progress) and `unverified` (possibly spent: a call
+whose holder died, or whose upstream outcome is unknown). All three count against the account's limit.
+A reservation that outlives its TTL is reaped: its amount moves to `unverified`, so a crashed holder never
+loses spend from the books; if the holder settles after all, the reaped amount is replaced by the truth.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any, Protocol
+
+MICRO = Decimal("0.000001")
+# A rolling-window account keeps its spend in this many buckets per window.
+WINDOW_BUCKETS = 24
+
+
+def to_micro(amount: Decimal) -> int:
+    """Credits as integer millionths (how the shared backends store them), rounded up."""
+    return int((amount / MICRO).to_integral_value(rounding=ROUND_CEILING))
+
+
+def from_micro(value: int) -> Decimal:
+    """Integer millionths back to credits."""
+    return (Decimal(value) * MICRO).quantize(MICRO)
 
 
 @dataclass(frozen=True, slots=True)
 class Account:
-    """A budget to charge (a session, later also a principal's rolling window) and its limit in credits."""
+    """A budget to charge and its limit; with `window_seconds`, only spend inside that rolling window counts."""
 
     key: str
     limit: Decimal
+    window_seconds: float | None = None
+
+    def bucket_seconds(self) -> float | None:
+        """Width of one spend bucket of a rolling account."""
+        return None if self.window_seconds is None else self.window_seconds / WINDOW_BUCKETS
 
 
 @dataclass(frozen=True, slots=True)
 class BudgetSnapshot:
-    """One account's books: settled spend, open reservations, and spend whose upstream outcome is unknown."""
+    """One account's books: settled spend, open reservations, and spend whose outcome is unknown."""
 
     spent: Decimal
     reserved: Decimal
@@ -52,7 +78,7 @@ class StateStore(Protocol):
         """Close a reservation: `charged` becomes spent, `unverified` is kept as possibly spent, the rest is freed."""
         ...
 
-    async def read(self, account_key: str) -> BudgetSnapshot:
+    async def read(self, account: Account) -> BudgetSnapshot:
         """The current books of one account (all zero if it has none)."""
         ...
 
@@ -69,13 +95,42 @@ class StateStore(Protocol):
         ...
 
     async def cache_put(self, key: str, value: str, ttl_seconds: float) -> None:
-        """Store a value for `ttl_seconds`."""
+        """Store a value for `ttl_seconds` (0 or less removes it)."""
         ...
 
     async def take_slot(self, bucket: str, limit: int, window_seconds: float) -> float:
         """Take one request slot in a sliding window: 0.0 if taken, else seconds until one frees."""
         ...
 
+    async def ping(self) -> None:
+        """Raise if the store cannot be reached (readiness)."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections and files."""
         ...
+
+
+def window_range(account: Account, now: float) -> tuple[int, int]:
+    """The bucket indexes (first, last) that count for a rolling account at `now`."""
+    width = account.bucket_seconds()
+    if width is None:
+        return (0, 0)
+    current = int(now // width)
+    return (current - WINDOW_BUCKETS + 1, current)
+
+
+def bucket_of(account: Account, now: float) -> int:
+    """The bucket index new spend of an account goes into (0 for plain accounts)."""
+    width = account.bucket_seconds()
+    return 0 if width is None else int(now // width)
+
+
+def encode_accounts(accounts: Sequence[Account]) -> list[dict[str, Any]]:
+    """Accounts as JSON, stored with a reservation so settling and reaping know where to book."""
+    return [{"key": a.key, "limit": str(a.limit), "window": a.window_seconds} for a in accounts]
+
+
+def decode_accounts(raw: list[dict[str, Any]]) -> list[Account]:
+    """The inverse of `encode_accounts`."""
+    return [Account(str(a["key"]), Decimal(str(a["limit"])), a.get("window")) for a in raw]

@@ -1,34 +1,38 @@
-"""The in-process backend: everything in dictionaries, guarded by one lock so each operation is atomic."""
+"""The in-process backend (`memory://`): dictionaries behind one lock, so each operation is atomic."""
 
 from __future__ import annotations
 
 import json
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from person_enrich_mcp.state.base import Account, BudgetSnapshot, ReserveOutcome
+from person_enrich_mcp.state.base import Account, BudgetSnapshot, ReserveOutcome, bucket_of, window_range
 
 _ZERO = Decimal(0)
+# How long a reaped reservation is remembered, so a late settle can replace the estimate with the truth.
+_REAPED_MEMORY_SECONDS = 86_400.0
 
 
 @dataclass(slots=True)
 class _Books:
-    spent: Decimal = _ZERO
+    spent: defaultdict[int, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    unverified: defaultdict[int, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     reserved: Decimal = _ZERO
-    unverified: Decimal = _ZERO
     receipts: deque[str] = field(default_factory=deque[str])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Reservation:
     amount: Decimal
-    accounts: tuple[str, ...]
+    accounts: tuple[Account, ...]
     expires_at: float
+    reaped_at: float | None = None
+    reaped_buckets: tuple[int, ...] = ()
 
 
 class MemoryStore:
@@ -49,44 +53,72 @@ class MemoryStore:
             books = self._books[key] = _Books()
         return books
 
+    def _snapshot(self, account: Account, now: float) -> BudgetSnapshot:
+        books = self._books.get(account.key)
+        if books is None:
+            return BudgetSnapshot(_ZERO, _ZERO, _ZERO)
+        first, last = window_range(account, now)
+        spent = sum((v for b, v in books.spent.items() if first <= b <= last), start=_ZERO)
+        unverified = sum((v for b, v in books.unverified.items() if first <= b <= last), start=_ZERO)
+        return BudgetSnapshot(spent, books.reserved, unverified)
+
+    def _reap(self, now: float) -> None:
+        """Turn expired reservations into unverified spend; forget long-reaped ones."""
+        for reservation_id, reservation in list(self._reservations.items()):
+            if reservation.reaped_at is None and reservation.expires_at <= now:
+                buckets: list[int] = []
+                for account in reservation.accounts:
+                    books = self._account(account.key)
+                    bucket = bucket_of(account, now)
+                    books.reserved -= reservation.amount
+                    books.unverified[bucket] += reservation.amount
+                    buckets.append(bucket)
+                reservation.reaped_at = now
+                reservation.reaped_buckets = tuple(buckets)
+            elif reservation.reaped_at is not None and reservation.reaped_at + _REAPED_MEMORY_SECONDS <= now:
+                del self._reservations[reservation_id]
+
     async def reserve(
         self, reservation_id: str, amount: Decimal, accounts: Sequence[Account], ttl_seconds: float
     ) -> ReserveOutcome:
         """Hold `amount` on every account, or on none."""
         with self._lock:
+            now = self._clock()
+            self._reap(now)
             if reservation_id in self._reservations:
                 raise ValueError(f"reservation {reservation_id} already exists")
             for account in accounts:
-                books = self._account(account.key)
-                committed = books.spent + books.reserved + books.unverified
+                committed = self._snapshot(account, now).committed
                 if committed + amount > account.limit:
                     return ReserveOutcome(False, account.key, max(account.limit - committed, _ZERO))
             for account in accounts:
                 self._account(account.key).reserved += amount
-            self._reservations[reservation_id] = _Reservation(
-                amount, tuple(a.key for a in accounts), self._clock() + ttl_seconds
-            )
+            self._reservations[reservation_id] = _Reservation(amount, tuple(accounts), now + ttl_seconds)
             return ReserveOutcome(True)
 
     async def settle(self, reservation_id: str, charged: Decimal, unverified: Decimal = _ZERO) -> None:
         """Close a reservation; settling an unknown (already closed) one is a no-op."""
         with self._lock:
+            now = self._clock()
             reservation = self._reservations.pop(reservation_id, None)
             if reservation is None:
                 return
-            for key in reservation.accounts:
-                books = self._account(key)
-                books.reserved -= reservation.amount
-                books.spent += charged
-                books.unverified += unverified
+            for index, account in enumerate(reservation.accounts):
+                books = self._account(account.key)
+                if reservation.reaped_at is None:
+                    books.reserved -= reservation.amount
+                else:  # the holder was presumed dead; its settle replaces the conservative estimate
+                    books.unverified[reservation.reaped_buckets[index]] -= reservation.amount
+                bucket = bucket_of(account, now)
+                books.spent[bucket] += charged
+                books.unverified[bucket] += unverified
 
-    async def read(self, account_key: str) -> BudgetSnapshot:
+    async def read(self, account: Account) -> BudgetSnapshot:
         """The books of one account."""
         with self._lock:
-            books = self._books.get(account_key)
-            if books is None:
-                return BudgetSnapshot(_ZERO, _ZERO, _ZERO)
-            return BudgetSnapshot(books.spent, books.reserved, books.unverified)
+            now = self._clock()
+            self._reap(now)
+            return self._snapshot(account, now)
 
     async def add_receipt(self, account_key: str, receipt: dict[str, Any], keep: int) -> None:
         """Append a receipt (stored as JSON, like the shared backends do)."""
@@ -141,6 +173,9 @@ class MemoryStore:
                 window.append(now)
                 return 0.0
             return max(window[0] + window_seconds - now, 0.001)
+
+    async def ping(self) -> None:
+        """Always reachable."""
 
     async def aclose(self) -> None:
         """Nothing to release."""

@@ -23,7 +23,7 @@ from person_enrich_mcp.errors import (
     format_credits,
 )
 from person_enrich_mcp.pricing import to_credits
-from person_enrich_mcp.tools.context import ToolContext, app_state, session_key
+from person_enrich_mcp.tools.context import ToolContext, app_state, owner_of
 
 
 class SpendApproval(BaseModel):
@@ -56,7 +56,7 @@ async def decide(
         return SpendDecision(approved=True, how="not_needed")
     if max_credits is not None and quote.estimate > to_credits(max_credits):
         return SpendDecision(approved=False, how="over_ceiling")
-    view = await app.budget.view(session_key(ctx))
+    view = await app.budget.view(owner_of(ctx))
     if quote.estimate > view.remaining:
         return SpendDecision(approved=False, how="over_budget")  # the reservation refuses it with the details
     if not _client_can_ask(ctx):

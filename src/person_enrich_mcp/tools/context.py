@@ -8,12 +8,15 @@ from typing import Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult
 
 from person_enrich_mcp.api import PersonAPI
-from person_enrich_mcp.budget import Budget
+from person_enrich_mcp.budget import Budget, Owner
 from person_enrich_mcp.cache import ProfileCache
+from person_enrich_mcp.errors import PersonEnrichError
 from person_enrich_mcp.settings import Settings
 from person_enrich_mcp.state import StateStore
+from person_enrich_mcp.tools.results import failure
 
 
 @dataclass(slots=True)
@@ -37,24 +40,25 @@ def app_state(ctx: ToolContext) -> AppState:
     return ctx.request_context.lifespan_context
 
 
-def session_key(ctx: ToolContext) -> str:
-    """Who a budget belongs to: the connection where the protocol has one, else the authenticated principal.
+def owner_of(ctx: ToolContext) -> Owner:
+    """Who a call is charged to: its session (the connection, where the protocol has one) and its principal.
 
     stdio (and the in-memory client) serve one client per process or connection: the process session.
     Over HTTP, a legacy stateful connection has an `Mcp-Session-Id`; the 2026-07-28 protocol has no session,
-    so the authenticated principal is the only stable identity. Unauthenticated modern HTTP callers share
-    one bucket (the HTTP transport only allows that on loopback).
+    so the authenticated principal is the only stable identity and is the session too. Unauthenticated
+    HTTP callers (allowed only on loopback, when enabled) share one bucket.
     """
     headers = ctx.headers
     if headers is None:
-        return app_state(ctx).process_session
+        return Owner(app_state(ctx).process_session)
+    token = get_access_token()
+    principal = token.client_id if token is not None else None
     session_id = headers.get("mcp-session-id")
     if session_id:
-        return f"http-session:{session_id}"
-    token = get_access_token()
-    if token is not None:
-        return f"principal:{token.client_id}"
-    return "http-anonymous"
+        return Owner(f"http-session:{session_id}", principal)
+    if principal is not None:
+        return Owner(f"principal:{principal}", principal)
+    return Owner("http-anonymous")
 
 
 def progress_reporter(ctx: ToolContext) -> Callable[[int, int], Awaitable[None]]:
@@ -64,3 +68,9 @@ def progress_reporter(ctx: ToolContext) -> Callable[[int, int], Awaitable[None]]
         await ctx.report_progress(done, total, f"enriched {done} of {total}")
 
     return report
+
+
+def failed(app: AppState, tool: str, exc: PersonEnrichError, **details: Any) -> CallToolResult:
+    """The `isError` result for `exc`, counted in the metrics by tool and error code."""
+    app.budget.metrics.inc("person_enrich_tool_calls_total", tool=tool, outcome=exc.code)
+    return failure(exc, **details)

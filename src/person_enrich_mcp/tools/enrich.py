@@ -13,10 +13,10 @@ from person_enrich_mcp.fields import parse_fields
 from person_enrich_mcp.identifiers import IdentifierBatch, check_business_emails, check_profile_urls
 from person_enrich_mcp.tools import enrichment
 from person_enrich_mcp.tools.confirm import SpendApproval, SpendDecision, decide, refusal
-from person_enrich_mcp.tools.context import ToolContext, app_state, progress_reporter, session_key
+from person_enrich_mcp.tools.context import ToolContext, app_state, failed, owner_of, progress_reporter
 from person_enrich_mcp.tools.enrichment import Fetched, Kind, Lookup
 from person_enrich_mcp.tools.params import Fields, MaxCredits
-from person_enrich_mcp.tools.results import EnrichResult, enrich_summary, failure, success
+from person_enrich_mcp.tools.results import EnrichResult, enrich_summary, success
 
 ProfileUrls = Annotated[
     list[Annotated[str, Field(max_length=2048)]],
@@ -94,30 +94,30 @@ async def run_lookup(
 ) -> CallToolResult:
     """The path of one enrich call: validate, plan, confirm, reserve, fetch, settle, assemble."""
     app = app_state(ctx)
-    session = session_key(ctx)
+    owner = owner_of(ctx)
     try:
         lookup = _lookup(**build)
         the_plan = await enrichment.plan(app, lookup)
-        view = await app.budget.view(session)
+        view = await app.budget.view(owner)
         refused = refusal(
             approval, the_plan.quote, max_credits, threshold=app.settings.confirm_above, remaining=view.remaining
         )
         if refused is not None:
-            return failure(refused, view=view)
+            return failed(app, tool, refused, view=view)
         fetched = Fetched()
         reservation = None
         if the_plan.to_fetch:
-            reservation = app.budget.reserve(session, the_plan.quote)
+            reservation = app.budget.reserve(owner, the_plan.quote)
             async with reservation:
                 fetched = await enrichment.fetch(app, the_plan, reservation, progress_reporter(ctx))
     except PersonEnrichError as exc:
-        return failure(exc, view=await app.budget.view(session))
+        return failed(app, tool, exc, view=await app.budget.view(owner))
     charged, unverified = enrichment.charged_total(reservation)
     receipt = await app.budget.record(
-        session, tool=tool, quote=the_plan.quote, charged=charged, unverified=unverified, cache_hits=len(the_plan.hits)
+        owner, tool=tool, quote=the_plan.quote, charged=charged, unverified=unverified, cache_hits=len(the_plan.hits)
     )
     if fetched.failure is not None and not fetched.matches and not the_plan.hits:
-        return failure(fetched.failure, receipt=receipt)
+        return failed(app, tool, fetched.failure, receipt=receipt)
     incomplete = model_message(fetched.failure) if fetched.failure is not None else None
     result = enrichment.assemble(app, the_plan, fetched, receipt, incomplete=incomplete)
     return success(result, enrich_summary(result))

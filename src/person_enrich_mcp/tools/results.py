@@ -69,6 +69,7 @@ class BudgetResult(BaseModel):
     remaining: str
     confirm_above: str
     receipts: list[dict[str, Any]]
+    window: dict[str, str] | None = Field(default=None, description="the principal's rolling budget, over HTTP")
 
 
 def receipt_out(receipt: Receipt) -> ReceiptOut:

@@ -19,10 +19,10 @@ from person_enrich_mcp.fields import PROFILE_URL_PATH, FieldSelection, parse_fie
 from person_enrich_mcp.identifiers import check_profile_urls
 from person_enrich_mcp.tools import enrichment
 from person_enrich_mcp.tools.confirm import SpendApproval, SpendDecision, decide, refusal
-from person_enrich_mcp.tools.context import ToolContext, app_state, progress_reporter, session_key
+from person_enrich_mcp.tools.context import ToolContext, app_state, failed, owner_of, progress_reporter
 from person_enrich_mcp.tools.enrichment import Fetched, Lookup, Plan
 from person_enrich_mcp.tools.params import Fields, MaxCredits
-from person_enrich_mcp.tools.results import EnrichResult, ProblemOut, enrich_summary, failure, success
+from person_enrich_mcp.tools.results import EnrichResult, ProblemOut, enrich_summary, success
 
 MAX_LIMIT = 100
 MAX_FILTER_DEPTH = 6
@@ -197,7 +197,7 @@ async def search_then_enrich(
     "type":"(.)","value":"VP|Director"}.
     """
     app = app_state(ctx)
-    session = session_key(ctx)
+    owner = owner_of(ctx)
     try:
         selection = parse_fields(fields)
         check_filters(filters)
@@ -206,11 +206,11 @@ async def search_then_enrich(
         fingerprint = _fingerprint(filters, sorts, limit)
         upstream_cursor = decode_cursor(cursor, fingerprint)
         quote = search_quote(limit, selection)
-        view = await app.budget.view(session)
+        view = await app.budget.view(owner)
         refused = refusal(approval, quote, max_credits, threshold=app.settings.confirm_above, remaining=view.remaining)
         if refused is not None:
-            return failure(refused, view=view)
-        reservation = app.budget.reserve(session, quote)
+            return failed(app, "search_then_enrich", refused, view=view)
+        reservation = app.budget.reserve(owner, quote)
         async with reservation:
             page = await app.api.search(
                 filters=filters.as_upstream(),
@@ -227,9 +227,9 @@ async def search_then_enrich(
             if the_plan.to_fetch:
                 fetched = await enrichment.fetch(app, the_plan, reservation, progress_reporter(ctx))
     except PersonEnrichError as exc:
-        return failure(exc, view=await app.budget.view(session))
+        return failed(app, "search_then_enrich", exc, view=await app.budget.view(owner))
     receipt = await app.budget.record(
-        session,
+        owner,
         tool="search_then_enrich",
         quote=quote,
         charged=reservation.charged,

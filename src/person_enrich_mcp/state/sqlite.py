@@ -1,0 +1,272 @@
+"""The durable single-host backend (`sqlite:///path`): survives restarts; several processes may share the file.
+
+Every operation is one `BEGIN IMMEDIATE` transaction, so reservations are atomic across processes. Amounts
+are stored as integer millionths of a credit and times as wall-clock seconds (they outlive the process).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio.to_thread
+
+from person_enrich_mcp.state.base import (
+    Account,
+    BudgetSnapshot,
+    ReserveOutcome,
+    bucket_of,
+    decode_accounts,
+    encode_accounts,
+    from_micro,
+    to_micro,
+    window_range,
+)
+
+T = TypeVar("T")
+_REAPED_MEMORY_SECONDS = 86_400.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spend (
+    account TEXT NOT NULL, bucket INTEGER NOT NULL,
+    spent INTEGER NOT NULL DEFAULT 0, unverified INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (account, bucket)
+);
+CREATE TABLE IF NOT EXISTS held (account TEXT PRIMARY KEY, reserved INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS reservations (
+    id TEXT PRIMARY KEY, amount INTEGER NOT NULL, accounts TEXT NOT NULL, expires_at REAL NOT NULL,
+    reaped_at REAL, reaped_buckets TEXT
+);
+CREATE INDEX IF NOT EXISTS reservations_expiry ON reservations (expires_at) WHERE reaped_at IS NULL;
+CREATE TABLE IF NOT EXISTS receipts (seq INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS receipts_account ON receipts (account, seq);
+CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS slots (bucket TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS slots_bucket ON slots (bucket, at);
+"""
+
+
+class SQLiteStore:
+    """A `StateStore` in one SQLite file, in WAL mode."""
+
+    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
+        self._path = str(path)
+        self._clock = clock
+        self._lock = threading.Lock()
+        if self._path != ":memory:":
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    async def _run(self, work: Callable[[sqlite3.Connection, float], T]) -> T:
+        """Run `work` in one immediate transaction on a worker thread."""
+
+        def transaction() -> T:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(self._db, self._clock())
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+                return result
+
+        return await anyio.to_thread.run_sync(transaction)
+
+    # --- budgets ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _snapshot(db: sqlite3.Connection, account: Account, now: float) -> BudgetSnapshot:
+        first, last = window_range(account, now)
+        spent, unverified = db.execute(
+            "SELECT COALESCE(SUM(spent), 0), COALESCE(SUM(unverified), 0) FROM spend "
+            "WHERE account = ? AND bucket BETWEEN ? AND ?",
+            (account.key, first, last),
+        ).fetchone()
+        row = db.execute("SELECT reserved FROM held WHERE account = ?", (account.key,)).fetchone()
+        return BudgetSnapshot(from_micro(spent), from_micro(row[0] if row else 0), from_micro(unverified))
+
+    @staticmethod
+    def _add(db: sqlite3.Connection, account: str, bucket: int, *, spent: int = 0, unverified: int = 0) -> None:
+        db.execute(
+            "INSERT INTO spend (account, bucket, spent, unverified) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (account, bucket) DO UPDATE SET spent = spent + excluded.spent, "
+            "unverified = unverified + excluded.unverified",
+            (account, bucket, spent, unverified),
+        )
+
+    @staticmethod
+    def _hold(db: sqlite3.Connection, account: str, amount: int) -> None:
+        db.execute(
+            "INSERT INTO held (account, reserved) VALUES (?, ?) "
+            "ON CONFLICT (account) DO UPDATE SET reserved = reserved + excluded.reserved",
+            (account, amount),
+        )
+
+    def _reap(self, db: sqlite3.Connection, now: float) -> None:
+        expired = db.execute(
+            "SELECT id, amount, accounts FROM reservations WHERE reaped_at IS NULL AND expires_at <= ?", (now,)
+        ).fetchall()
+        for reservation_id, amount, raw_accounts in expired:
+            buckets: list[int] = []
+            for account in decode_accounts(json.loads(raw_accounts)):
+                bucket = bucket_of(account, now)
+                self._hold(db, account.key, -amount)
+                self._add(db, account.key, bucket, unverified=amount)
+                buckets.append(bucket)
+            db.execute(
+                "UPDATE reservations SET reaped_at = ?, reaped_buckets = ? WHERE id = ?",
+                (now, json.dumps(buckets), reservation_id),
+            )
+        db.execute(
+            "DELETE FROM reservations WHERE reaped_at IS NOT NULL AND reaped_at <= ?", (now - _REAPED_MEMORY_SECONDS,)
+        )
+
+    async def reserve(
+        self, reservation_id: str, amount: Decimal, accounts: Sequence[Account], ttl_seconds: float
+    ) -> ReserveOutcome:
+        """Hold `amount` on every account, or on none."""
+        micro = to_micro(amount)
+
+        def work(db: sqlite3.Connection, now: float) -> ReserveOutcome:
+            self._reap(db, now)
+            for account in accounts:
+                committed = self._snapshot(db, account, now).committed
+                if committed + from_micro(micro) > account.limit:
+                    return ReserveOutcome(False, account.key, max(account.limit - committed, Decimal(0)))
+            for account in accounts:
+                self._hold(db, account.key, micro)
+            db.execute(
+                "INSERT INTO reservations (id, amount, accounts, expires_at) VALUES (?, ?, ?, ?)",
+                (reservation_id, micro, json.dumps(encode_accounts(accounts)), now + ttl_seconds),
+            )
+            return ReserveOutcome(True)
+
+        return await self._run(work)
+
+    async def settle(self, reservation_id: str, charged: Decimal, unverified: Decimal = Decimal(0)) -> None:
+        """Close a reservation; settling an unknown (already closed) one is a no-op."""
+        charged_micro, unverified_micro = to_micro(charged), to_micro(unverified)
+
+        def work(db: sqlite3.Connection, now: float) -> None:
+            row = db.execute(
+                "SELECT amount, accounts, reaped_at, reaped_buckets FROM reservations WHERE id = ?", (reservation_id,)
+            ).fetchone()
+            if row is None:
+                return
+            amount, raw_accounts, reaped_at, reaped_buckets = row
+            reaped: list[int] = json.loads(reaped_buckets) if reaped_at is not None else []
+            for index, account in enumerate(decode_accounts(json.loads(raw_accounts))):
+                if reaped_at is None:
+                    self._hold(db, account.key, -amount)
+                else:
+                    self._add(db, account.key, reaped[index], unverified=-amount)
+                self._add(db, account.key, bucket_of(account, now), spent=charged_micro, unverified=unverified_micro)
+            db.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
+
+        await self._run(work)
+
+    async def read(self, account: Account) -> BudgetSnapshot:
+        """The books of one account."""
+
+        def work(db: sqlite3.Connection, now: float) -> BudgetSnapshot:
+            self._reap(db, now)
+            return self._snapshot(db, account, now)
+
+        return await self._run(work)
+
+    # --- receipts -----------------------------------------------------------------------------------------
+
+    async def add_receipt(self, account_key: str, receipt: dict[str, Any], keep: int) -> None:
+        """Append a receipt, keeping the newest `keep`."""
+        body = json.dumps(receipt, separators=(",", ":"))
+
+        def work(db: sqlite3.Connection, _now: float) -> None:
+            db.execute("INSERT INTO receipts (account, body) VALUES (?, ?)", (account_key, body))
+            db.execute(
+                "DELETE FROM receipts WHERE account = ? AND seq NOT IN "
+                "(SELECT seq FROM receipts WHERE account = ? ORDER BY seq DESC LIMIT ?)",
+                (account_key, account_key, keep),
+            )
+
+        await self._run(work)
+
+    async def receipts(self, account_key: str, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` receipts, oldest first."""
+
+        def work(db: sqlite3.Connection, _now: float) -> list[str]:
+            rows = db.execute(
+                "SELECT body FROM receipts WHERE account = ? ORDER BY seq DESC LIMIT ?", (account_key, max(limit, 0))
+            ).fetchall()
+            return [str(r[0]) for r in reversed(rows)]
+
+        return [json.loads(body) for body in await self._run(work)]
+
+    # --- cache and limiter --------------------------------------------------------------------------------
+
+    async def cache_get(self, key: str) -> str | None:
+        """A live cached value."""
+
+        def work(db: sqlite3.Connection, now: float) -> str | None:
+            row = db.execute("SELECT value, expires_at FROM cache WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                return None
+            if row[1] <= now:
+                db.execute("DELETE FROM cache WHERE key = ?", (key,))
+                return None
+            return str(row[0])
+
+        return await self._run(work)
+
+    async def cache_put(self, key: str, value: str, ttl_seconds: float) -> None:
+        """Store a value (0 or less removes it); expired rows are swept as a side effect."""
+
+        def work(db: sqlite3.Connection, now: float) -> None:
+            if ttl_seconds <= 0:
+                db.execute("DELETE FROM cache WHERE key = ?", (key,))
+                return
+            db.execute(
+                "INSERT INTO cache (key, value, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+                (key, value, now + ttl_seconds),
+            )
+            db.execute(
+                "DELETE FROM cache WHERE rowid IN (SELECT rowid FROM cache WHERE expires_at <= ? LIMIT 100)", (now,)
+            )
+
+        await self._run(work)
+
+    async def take_slot(self, bucket: str, limit: int, window_seconds: float) -> float:
+        """Sliding-window log shared by every process on this host."""
+
+        def work(db: sqlite3.Connection, now: float) -> float:
+            db.execute("DELETE FROM slots WHERE bucket = ? AND at <= ?", (bucket, now - window_seconds))
+            count, oldest = db.execute("SELECT COUNT(*), MIN(at) FROM slots WHERE bucket = ?", (bucket,)).fetchone()
+            if count < limit:
+                db.execute("INSERT INTO slots (bucket, at) VALUES (?, ?)", (bucket, now))
+                return 0.0
+            return max(float(oldest) + window_seconds - now, 0.001)
+
+        return await self._run(work)
+
+    async def ping(self) -> None:
+        """A trivial query."""
+
+        def work(db: sqlite3.Connection, _now: float) -> None:
+            db.execute("SELECT 1").fetchone()
+
+        await self._run(work)
+
+    async def aclose(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,99 @@
+"""Start the real server over HTTP as a subprocess, and connect MCP clients to it with a bearer token."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx2
+from mcp import Client
+from mcp.client.stdio import get_default_environment
+from mcp.client.streamable_http import streamable_http_client
+
+from person_enrich_mcp.auth import create_token
+
+
+def free_port() -> int:
+    """A port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def write_tokens(path: Path, *principals: str) -> dict[str, str]:
+    """A tokens file for `principals`; returns each principal's token."""
+    tokens: dict[str, str] = {}
+    lines: list[str] = []
+    for principal in principals:
+        token, line = create_token(principal)
+        tokens[principal] = token
+        lines.append(line)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return tokens
+
+
+class HttpServer:
+    """`person-enrich-mcp --transport http` in a subprocess, ready when `/healthz` answers."""
+
+    def __init__(self, env: dict[str, str], *args: str, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.base}/mcp"
+        command = [sys.executable, "-m", "person_enrich_mcp", "--transport", "http", "--port", str(self.port), *args]
+        self.process = subprocess.Popen(
+            command,
+            env=get_default_environment() | env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}: {self.stderr()}")
+            try:
+                if httpx2.get(f"{self.base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"server did not answer /healthz in 30 s: {self.stderr()}")
+            time.sleep(0.05)  # waiting for a subprocess to bind, bounded by the deadline above
+
+    def stderr(self) -> str:
+        if self.process.poll() is None or self.process.stderr is None:
+            return ""
+        return self.process.stderr.read()[-3000:]
+
+    def kill(self) -> None:
+        """SIGKILL: the process gets no chance to settle anything."""
+        self.process.kill()
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+
+
+@asynccontextmanager
+async def mcp_over_http(
+    url: str, token: str | None, mode: Literal["auto", "legacy"] = "auto", **client: Any
+) -> AsyncGenerator[Client]:
+    """An MCP client over streamable HTTP, authenticated with `token`."""
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(60, connect=5))
+    async with http, Client(streamable_http_client(url, http_client=http), mode=mode, **client) as connected:
+        yield connected
