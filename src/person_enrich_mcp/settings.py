@@ -45,6 +45,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("cache_ttl_seconds", "PERSON_ENRICH_CACHE_TTL", "--cache-ttl", "seconds a looked-up profile is reused"),
     Option("enrich_rpm", "PERSON_ENRICH_ENRICH_RPM", "--enrich-rpm", "upstream enrich requests per minute"),
     Option("search_rpm", "PERSON_ENRICH_SEARCH_RPM", "--search-rpm", "upstream search requests per minute"),
+    Option(
+        "rate_window_seconds",
+        "PERSON_ENRICH_RATE_WINDOW",
+        "--rate-window",
+        "the upstream rate limits' sliding window, in seconds (the rpm figures count requests per window)",
+    ),
     Option("request_timeout", "PERSON_ENRICH_TIMEOUT", "--timeout", "seconds to wait for one upstream answer"),
     Option("max_wait_seconds", "PERSON_ENRICH_MAX_WAIT", "--max-wait", "longest wait for a rate-limit slot"),
     Option(

@@ -15,6 +15,7 @@ import anyio
 from person_enrich_mcp.errors import LocalRateLimitError
 
 MAX_HOLD_SECONDS = 900.0
+WINDOW_GUARD = 0.03
 
 
 class SlotSource(Protocol):
@@ -41,7 +42,9 @@ class RateLimiter:
     ) -> None:
         self._slots = slots
         self._limits = limits
-        self._window = window_seconds
+        # A small guard band: requests reach the upstream a few milliseconds after they take a slot, and a
+        # window exactly as long as the upstream's would let boundary jitter turn into 429s.
+        self._window = window_seconds + max(window_seconds * WINDOW_GUARD, 0.05)
         self._max_wait = max_wait
         self._prefix = bucket_prefix
         self._clock = clock
