@@ -1,4 +1,5 @@
-"""Budgets over the memory store: reserve before spending, settle or release on every path, receipts."""
+"""Budgets over the memory store: reserve before spending, settle or release on every path, principal windows,
+receipts."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from person_enrich_mcp.budget import RECEIPTS_KEPT, Budget, BudgetView, Quote, Receipt, Reservation
+from person_enrich_mcp.budget import RECEIPTS_KEPT, Budget, BudgetView, Owner, Quote, Receipt, Reservation, WindowView
 from person_enrich_mcp.errors import BudgetExceededError
 from person_enrich_mcp.state import Account, MemoryStore
 
 pytestmark = pytest.mark.anyio
 
 ZERO = Decimal(0)
+S = Owner("s")
+A = Owner("a")
+B = Owner("b")
 
 
 class FakeClock:
@@ -52,21 +56,21 @@ def _quote(estimate: str, *ways: str) -> Quote:
 
 
 async def test_a_new_session_has_its_whole_limit_remaining() -> None:
-    view = await _budget("25").view("s")
+    view = await _budget("25").view(S)
 
     assert view == BudgetView(Decimal(25), ZERO, ZERO, ZERO)
     assert view.remaining == Decimal(25)
 
 
 async def test_a_session_is_charged_to_its_own_account() -> None:
-    assert _budget("5").accounts("abc") == [Account("session:abc", Decimal(5))]
+    assert _budget("5").accounts(Owner("abc")) == [Account("session:abc", Decimal(5))]
 
 
 async def test_inside_a_reservation_the_estimate_is_held() -> None:
     budget = _budget("10")
 
-    async with budget.reserve("s", _quote("4")):
-        view = await budget.view("s")
+    async with budget.reserve(S, _quote("4")):
+        view = await budget.view(S)
         assert view.reserved == Decimal(4)
         assert view.remaining == Decimal(6)
 
@@ -74,30 +78,30 @@ async def test_inside_a_reservation_the_estimate_is_held() -> None:
 async def test_on_exit_the_reservation_settles_to_what_was_charged() -> None:
     budget = _budget("10")
 
-    async with budget.reserve("s", _quote("7")) as reservation:
+    async with budget.reserve(S, _quote("7")) as reservation:
         reservation.charge(Decimal(2))
         reservation.charge(Decimal("0.5"))
 
-    assert await budget.view("s") == BudgetView(Decimal(10), Decimal("2.5"), ZERO, ZERO)
-    assert (await budget.view("s")).remaining == Decimal("7.5")
+    assert await budget.view(S) == BudgetView(Decimal(10), Decimal("2.5"), ZERO, ZERO)
+    assert (await budget.view(S)).remaining == Decimal("7.5")
 
 
 async def test_a_call_that_charged_nothing_releases_everything() -> None:
     budget = _budget("10")
 
-    async with budget.reserve("s", _quote("7")):
+    async with budget.reserve(S, _quote("7")):
         pass
 
-    assert await budget.view("s") == BudgetView(Decimal(10), ZERO, ZERO, ZERO)
+    assert await budget.view(S) == BudgetView(Decimal(10), ZERO, ZERO, ZERO)
 
 
 async def test_an_estimate_that_does_not_fit_is_refused_before_anything_is_held() -> None:
     budget = _budget("10")
-    async with budget.reserve("s", _quote("7")) as first:
+    async with budget.reserve(S, _quote("7")) as first:
         first.charge(Decimal(7))
 
     with pytest.raises(BudgetExceededError) as caught:
-        async with budget.reserve("s", _quote("5", "ask for fewer fields", "send fewer identifiers")):
+        async with budget.reserve(S, _quote("5", "ask for fewer fields", "send fewer identifiers")):
             pytest.fail("the body of a refused reservation must not run")
 
     error = caught.value
@@ -109,14 +113,14 @@ async def test_an_estimate_that_does_not_fit_is_refused_before_anything_is_held(
     assert "only 3.00 of the session budget of 10.00 credits remain" in message
     assert "To spend less: ask for fewer fields; send fewer identifiers." in message
     assert "PERSON_ENRICH_SESSION_BUDGET" in message
-    assert await budget.view("s") == BudgetView(Decimal(10), Decimal(7), ZERO, ZERO)
+    assert await budget.view(S) == BudgetView(Decimal(10), Decimal(7), ZERO, ZERO)
 
 
 async def test_a_refusal_without_ways_to_lower_does_not_say_how_to_spend_less() -> None:
     budget = _budget("1")
 
     with pytest.raises(BudgetExceededError) as caught:
-        async with budget.reserve("s", _quote("2")):
+        async with budget.reserve(S, _quote("2")):
             pass
 
     assert "To spend less" not in str(caught.value)
@@ -124,13 +128,13 @@ async def test_a_refusal_without_ways_to_lower_does_not_say_how_to_spend_less() 
 
 async def test_an_estimate_exactly_equal_to_what_is_left_is_granted() -> None:
     budget = _budget("10")
-    async with budget.reserve("s", _quote("6.97")) as first:
+    async with budget.reserve(S, _quote("6.97")) as first:
         first.charge(Decimal("6.97"))
 
-    async with budget.reserve("s", _quote("3.03")) as second:
+    async with budget.reserve(S, _quote("3.03")) as second:
         second.charge(Decimal("3.03"))
 
-    view = await budget.view("s")
+    view = await budget.view(S)
     assert view.spent == Decimal(10)
     assert view.remaining == ZERO
 
@@ -138,48 +142,48 @@ async def test_an_estimate_exactly_equal_to_what_is_left_is_granted() -> None:
 async def test_open_reservations_count_against_later_ones() -> None:
     budget = _budget("10")
 
-    async with budget.reserve("s", _quote("6")):
+    async with budget.reserve(S, _quote("6")):
         with pytest.raises(BudgetExceededError) as caught:
-            async with budget.reserve("s", _quote("5")):
+            async with budget.reserve(S, _quote("5")):
                 pass
         assert caught.value.remaining == Decimal(4)
-        async with budget.reserve("s", _quote("4")):
-            assert (await budget.view("s")).reserved == Decimal(10)
+        async with budget.reserve(S, _quote("4")):
+            assert (await budget.view(S)).reserved == Decimal(10)
 
-    assert (await budget.view("s")).reserved == ZERO
+    assert (await budget.view(S)).reserved == ZERO
 
 
 async def test_an_exception_inside_still_settles_what_was_charged() -> None:
     budget = _budget("10")
 
     with pytest.raises(RuntimeError, match="parse failed"):
-        async with budget.reserve("s", _quote("5")) as reservation:
+        async with budget.reserve(S, _quote("5")) as reservation:
             reservation.charge(Decimal(3))
             raise RuntimeError("parse failed")
 
-    assert await budget.view("s") == BudgetView(Decimal(10), Decimal(3), ZERO, ZERO)
+    assert await budget.view(S) == BudgetView(Decimal(10), Decimal(3), ZERO, ZERO)
 
 
 async def test_a_cancelled_call_still_settles_even_when_the_store_yields() -> None:
     budget = _budget("10", CheckpointingStore(clock=FakeClock()))
 
     with anyio.CancelScope() as scope:
-        async with budget.reserve("s", _quote("5")) as reservation:
+        async with budget.reserve(S, _quote("5")) as reservation:
             reservation.charge(Decimal(2))
             scope.cancel()
             await anyio.lowlevel.checkpoint()
 
     assert scope.cancelled_caught
-    assert await budget.view("s") == BudgetView(Decimal(10), Decimal(2), ZERO, ZERO)
+    assert await budget.view(S) == BudgetView(Decimal(10), Decimal(2), ZERO, ZERO)
 
 
 async def test_unverified_credits_stay_counted_against_the_session() -> None:
     budget = _budget("10")
 
-    async with budget.reserve("s", _quote("6")) as reservation:
+    async with budget.reserve(S, _quote("6")) as reservation:
         reservation.charge_unverified(reservation.unused)
 
-    view = await budget.view("s")
+    view = await budget.view(S)
     assert view == BudgetView(Decimal(10), ZERO, ZERO, Decimal(6))
     assert view.remaining == Decimal(4)
 
@@ -187,7 +191,7 @@ async def test_unverified_credits_stay_counted_against_the_session() -> None:
 async def test_unused_is_what_is_still_held_and_never_negative() -> None:
     budget = _budget("10")
 
-    async with budget.reserve("s", _quote("5")) as reservation:
+    async with budget.reserve(S, _quote("5")) as reservation:
         assert reservation.unused == Decimal(5)
         reservation.charge(Decimal(2))
         reservation.charge_unverified(Decimal(1))
@@ -202,36 +206,36 @@ async def test_an_upstream_charge_above_the_estimate_is_recorded_in_full_and_log
     budget = _budget("10")
 
     with caplog.at_level(logging.WARNING, logger="person_enrich_mcp.budget"):
-        async with budget.reserve("s", _quote("7")) as reservation:
+        async with budget.reserve(S, _quote("7")) as reservation:
             reservation.charge(Decimal(12))
 
-    view = await budget.view("s")
+    view = await budget.view(S)
     assert view.spent == Decimal(12)
     assert view.reserved == ZERO
     assert view.remaining == ZERO
     assert any("above the estimate" in record.getMessage() for record in caplog.records)
     with pytest.raises(BudgetExceededError):
-        async with budget.reserve("s", _quote("0.01")):
+        async with budget.reserve(S, _quote("0.01")):
             pass
 
 
 async def test_sessions_have_separate_budgets() -> None:
     budget = _budget("5")
 
-    async with budget.reserve("a", _quote("5")) as reservation:
+    async with budget.reserve(A, _quote("5")) as reservation:
         reservation.charge(Decimal(5))
-    async with budget.reserve("b", _quote("5")) as other:
+    async with budget.reserve(B, _quote("5")) as other:
         other.charge(Decimal(1))
 
-    assert (await budget.view("a")).spent == Decimal(5)
-    assert (await budget.view("b")).spent == Decimal(1)
+    assert (await budget.view(A)).spent == Decimal(5)
+    assert (await budget.view(B)).spent == Decimal(1)
 
 
 async def test_each_reservation_has_its_own_id() -> None:
     budget = _budget("10")
 
-    first = budget.reserve("s", _quote("1"))
-    second = budget.reserve("s", _quote("1"))
+    first = budget.reserve(S, _quote("1"))
+    second = budget.reserve(S, _quote("1"))
 
     assert isinstance(first, Reservation)
     assert first.id != second.id
@@ -241,12 +245,167 @@ async def test_decimal_search_charges_add_up_exactly() -> None:
     budget = _budget("1")
 
     for _ in range(10):
-        async with budget.reserve("s", _quote("0.03")) as reservation:
+        async with budget.reserve(S, _quote("0.03")) as reservation:
             reservation.charge(Decimal("0.03"))
 
-    view = await budget.view("s")
+    view = await budget.view(S)
     assert view.spent == Decimal("0.30")
     assert view.remaining == Decimal("0.70")
+
+
+# --- principal rolling windows -----------------------------------------------------------------------------------
+
+DAY = 86_400.0
+ALICE_1 = Owner("s1", "alice")
+ALICE_2 = Owner("s2", "alice")
+BOB = Owner("s3", "bob")
+
+
+def _windowed(session: str, principal: str, clock: FakeClock | None = None) -> Budget:
+    store = MemoryStore(clock=clock or FakeClock())
+    return Budget(
+        store, session_limit=Decimal(session), principal_limit=Decimal(principal), principal_window_seconds=DAY
+    )
+
+
+async def _spend(budget: Budget, owner: Owner, credits: str) -> None:
+    async with budget.reserve(owner, _quote(credits)) as reservation:
+        reservation.charge(Decimal(credits))
+
+
+async def test_an_owner_with_a_principal_is_charged_to_its_session_and_the_principals_rolling_window() -> None:
+    assert _windowed("10", "15").accounts(ALICE_1) == [
+        Account("session:s1", Decimal(10)),
+        Account("principal:alice", Decimal(15), DAY),
+    ]
+
+
+async def test_a_principals_spend_across_two_sessions_is_capped_by_the_principal_limit() -> None:
+    budget = _windowed("10", "15")
+    await _spend(budget, ALICE_1, "9")
+    await _spend(budget, ALICE_2, "6")
+
+    with pytest.raises(BudgetExceededError) as caught:
+        async with budget.reserve(ALICE_2, _quote("0.01")):
+            pytest.fail("the body of a refused reservation must not run")
+
+    assert caught.value.remaining == ZERO
+    assert (await budget.view(ALICE_2)).spent == Decimal(6)
+    assert (await budget.view(ALICE_1)).window == WindowView("alice", Decimal(15), DAY, Decimal(15))
+    await _spend(budget, BOB, "10")
+    assert (await budget.view(BOB)).window == WindowView("bob", Decimal(15), DAY, Decimal(10))
+
+
+async def test_an_open_reservation_in_one_session_holds_the_principals_window_for_the_others() -> None:
+    budget = _windowed("10", "10")
+
+    async with budget.reserve(ALICE_1, _quote("6")):
+        assert (await budget.view(ALICE_2)).remaining == Decimal(4)
+        with pytest.raises(BudgetExceededError) as caught:
+            async with budget.reserve(ALICE_2, _quote("5")):
+                pass
+        assert caught.value.remaining == Decimal(4)
+
+    assert (await budget.view(ALICE_2)).remaining == Decimal(10)
+
+
+async def test_a_refusal_by_the_principal_window_names_the_rolling_budget_and_its_setting() -> None:
+    budget = _windowed("10", "12")
+    await _spend(budget, ALICE_1, "8")
+
+    with pytest.raises(BudgetExceededError) as caught:
+        async with budget.reserve(ALICE_2, _quote("5", "ask for fewer fields")):
+            pytest.fail("the body of a refused reservation must not run")
+
+    error = caught.value
+    assert error.estimate == Decimal(5)
+    assert error.remaining == Decimal(4)
+    message = str(error)
+    assert "only 4.00 of your rolling 24-hour budget of 12.00 credits (shared by all your sessions) remain" in message
+    assert "To spend less: ask for fewer fields." in message
+    assert "The operator can raise PERSON_ENRICH_PRINCIPAL_BUDGET." in message
+    assert "session budget" not in message
+    assert "PERSON_ENRICH_SESSION_BUDGET" not in message
+    assert await budget.view(ALICE_2) == BudgetView(
+        Decimal(10), ZERO, ZERO, ZERO, WindowView("alice", Decimal(12), DAY, Decimal(8))
+    )
+
+
+async def test_a_refusal_by_the_session_names_the_session_budget_even_when_there_is_a_window() -> None:
+    budget = _windowed("10", "100")
+    await _spend(budget, ALICE_1, "7")
+
+    with pytest.raises(BudgetExceededError) as caught:
+        async with budget.reserve(ALICE_1, _quote("5")):
+            pytest.fail("the body of a refused reservation must not run")
+
+    message = str(caught.value)
+    assert caught.value.remaining == Decimal(3)
+    assert "only 3.00 of the session budget of 10.00 credits remain" in message
+    assert "The operator can raise PERSON_ENRICH_SESSION_BUDGET." in message
+    assert "rolling" not in message
+    assert "PERSON_ENRICH_PRINCIPAL_BUDGET" not in message
+
+
+async def test_view_remaining_is_the_tighter_of_the_session_and_the_principal_window() -> None:
+    budget = _windowed("10", "12")
+    await _spend(budget, ALICE_1, "8")
+
+    fresh_session = await budget.view(ALICE_2)
+    spent_session = await budget.view(ALICE_1)
+
+    assert fresh_session.window is not None
+    assert fresh_session.window.remaining == Decimal(4)
+    assert fresh_session.remaining == Decimal(4)  # the window is tighter than the untouched session
+    assert spent_session.remaining == Decimal(2)  # the session is tighter than the window
+
+
+async def test_the_window_reports_zero_remaining_when_overspent() -> None:
+    budget = _windowed("100", "5")
+    async with budget.reserve(ALICE_1, _quote("5")) as reservation:
+        reservation.charge(Decimal(7))
+
+    view = await budget.view(ALICE_2)
+
+    assert view.window == WindowView("alice", Decimal(5), DAY, Decimal(7))
+    assert view.remaining == ZERO
+
+
+async def test_an_owner_without_a_principal_has_no_window() -> None:
+    budget = _windowed("10", "1")
+    stdio = Owner("stdio")
+
+    await _spend(budget, stdio, "5")
+
+    assert budget.accounts(stdio) == [Account("session:stdio", Decimal(10))]
+    view = await budget.view(stdio)
+    assert view.window is None
+    assert view.remaining == Decimal(5)
+
+
+async def test_without_a_principal_limit_a_principal_has_no_window() -> None:
+    budget = Budget(MemoryStore(clock=FakeClock()), session_limit=Decimal(10))
+
+    await _spend(budget, ALICE_1, "9")
+
+    assert budget.accounts(ALICE_1) == [Account("session:s1", Decimal(10))]
+    assert (await budget.view(ALICE_2)).window is None
+    assert (await budget.view(ALICE_2)).remaining == Decimal(10)
+
+
+async def test_a_principals_spend_stops_counting_once_the_window_has_passed() -> None:
+    clock = FakeClock()
+    budget = _windowed("100", "10", clock)
+    await _spend(budget, ALICE_1, "10")
+    with pytest.raises(BudgetExceededError):
+        async with budget.reserve(ALICE_2, _quote("1")):
+            pass
+
+    clock.now += DAY
+    await _spend(budget, ALICE_2, "10")
+
+    assert (await budget.view(ALICE_1)).spent == Decimal(10)  # the session keeps its own books
+    assert (await budget.view(ALICE_1)).window == WindowView("alice", Decimal(10), DAY, Decimal(10))
 
 
 # --- receipts ---------------------------------------------------------------------------------------------------------
@@ -255,11 +414,11 @@ async def test_decimal_search_charges_add_up_exactly() -> None:
 async def test_record_returns_a_receipt_with_the_session_totals() -> None:
     budget = _budget("10")
     quote = _quote("4")
-    async with budget.reserve("s", quote) as reservation:
+    async with budget.reserve(S, quote) as reservation:
         reservation.charge(Decimal("1.5"))
 
     receipt = await budget.record(
-        "s", tool="enrich_people", quote=quote, charged=Decimal("1.5"), unverified=ZERO, cache_hits=2
+        S, tool="enrich_people", quote=quote, charged=Decimal("1.5"), unverified=ZERO, cache_hits=2
     )
 
     assert receipt.tool == "enrich_people"
@@ -289,9 +448,9 @@ async def test_a_receipt_serialises_credits_as_decimal_strings() -> None:
 async def test_receipts_come_back_oldest_first_and_the_default_is_the_last_ten() -> None:
     budget = _budget("100")
     for i in range(12):
-        await budget.record("s", tool=f"t{i}", quote=_quote("1"), charged=ZERO, unverified=ZERO, cache_hits=0)
+        await budget.record(S, tool=f"t{i}", quote=_quote("1"), charged=ZERO, unverified=ZERO, cache_hits=0)
 
-    receipts = await budget.receipts("s")
+    receipts = await budget.receipts(S)
 
     assert [r["tool"] for r in receipts] == [f"t{i}" for i in range(2, 12)]
     assert receipts[0]["charged"] == "0.00"
@@ -300,9 +459,9 @@ async def test_receipts_come_back_oldest_first_and_the_default_is_the_last_ten()
 async def test_a_session_keeps_only_its_newest_receipts() -> None:
     budget = _budget("100")
     for i in range(RECEIPTS_KEPT + 5):
-        await budget.record("s", tool=f"t{i}", quote=_quote("1"), charged=ZERO, unverified=ZERO, cache_hits=0)
+        await budget.record(S, tool=f"t{i}", quote=_quote("1"), charged=ZERO, unverified=ZERO, cache_hits=0)
 
-    receipts = await budget.receipts("s", limit=1000)
+    receipts = await budget.receipts(S, limit=1000)
 
     assert len(receipts) == RECEIPTS_KEPT
     assert receipts[-1]["tool"] == f"t{RECEIPTS_KEPT + 4}"
@@ -311,9 +470,9 @@ async def test_a_session_keeps_only_its_newest_receipts() -> None:
 
 async def test_receipts_are_per_session() -> None:
     budget = _budget("100")
-    await budget.record("a", tool="x", quote=_quote("1"), charged=ZERO, unverified=ZERO, cache_hits=0)
+    await budget.record(A, tool="x", quote=_quote("1"), charged=ZERO, unverified=ZERO, cache_hits=0)
 
-    assert await budget.receipts("b") == []
+    assert await budget.receipts(B) == []
 
 
 async def test_a_receipt_is_written_even_if_the_call_is_being_cancelled() -> None:
@@ -321,9 +480,9 @@ async def test_a_receipt_is_written_even_if_the_call_is_being_cancelled() -> Non
 
     with anyio.CancelScope() as scope:
         scope.cancel()
-        await budget.record("s", tool="x", quote=_quote("1"), charged=ZERO, unverified=ZERO, cache_hits=0)
+        await budget.record(S, tool="x", quote=_quote("1"), charged=ZERO, unverified=ZERO, cache_hits=0)
 
-    assert [r["tool"] for r in await budget.receipts("s")] == ["x"]
+    assert [r["tool"] for r in await budget.receipts(S)] == ["x"]
 
 
 # --- invariants under random sequences ----------------------------------------------------------------------------
@@ -357,10 +516,10 @@ async def test_random_reserve_charge_settle_sequences_keep_the_books(limit_cents
     unverified = ZERO
 
     for op in ops:
-        before = await budget.view("s")
+        before = await budget.view(S)
         if op.kind == "open":
             estimate = Decimal(op.amount) / 100
-            reservation = budget.reserve("s", Quote(estimate, "test"))
+            reservation = budget.reserve(S, Quote(estimate, "test"))
             fits = before.spent + before.reserved + before.unverified + estimate <= limit
             try:
                 await reservation.__aenter__()
@@ -383,7 +542,7 @@ async def test_random_reserve_charge_settle_sequences_keep_the_books(limit_cents
                 open_reservations.remove(reservation)
                 await reservation.__aexit__(None, None, None)
 
-        view = await budget.view("s")
+        view = await budget.view(S)
         assert view.spent + view.reserved + view.unverified <= limit
         assert view.reserved == sum((r.quote.estimate for r in open_reservations), start=ZERO)
         assert view.remaining == limit - view.spent - view.reserved - view.unverified
@@ -391,7 +550,7 @@ async def test_random_reserve_charge_settle_sequences_keep_the_books(limit_cents
     for reservation in open_reservations:
         await reservation.__aexit__(None, None, None)
 
-    final = await budget.view("s")
+    final = await budget.view(S)
     assert final.reserved == ZERO
     assert final.spent == charged
     assert final.unverified == unverified

@@ -19,7 +19,8 @@ from mcp.types import CallToolResult
 from person_enrich_mcp.sandbox import SandboxServer
 from tests.conftest import Upstream, sample_identifiers, text_of
 from tests.http_helpers import HttpServer, mcp_over_http, write_tokens
-from tests.state_fixtures import RedisServer, redis_server  # noqa: F401  # pyright: ignore[reportUnusedImport]
+from tests.state_fixtures import RedisServer
+from tests.state_fixtures import redis_server as redis_server
 
 BUDGET = Decimal(40)
 RPM = 12  # per RATE_WINDOW seconds, at the sandbox and at every replica
@@ -37,7 +38,7 @@ def _structured(result: CallToolResult) -> dict[str, Any]:
 
 @pytest.fixture
 def cluster(
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
     make_sandbox: Callable[..., SandboxServer],
     tmp_path: Path,
 ) -> Iterator[tuple[Upstream, list[HttpServer], str]]:

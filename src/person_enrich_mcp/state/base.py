@@ -71,7 +71,11 @@ class StateStore(Protocol):
     async def reserve(
         self, reservation_id: str, amount: Decimal, accounts: Sequence[Account], ttl_seconds: float
     ) -> ReserveOutcome:
-        """Atomically hold `amount` on every account, or on none if any would exceed its limit."""
+        """Atomically hold `amount` on every account, or on none if any would exceed its limit.
+
+        Raises:
+            ValueError: if a reservation with this id is still open (or remembered as reaped).
+        """
         ...
 
     async def settle(self, reservation_id: str, charged: Decimal, unverified: Decimal = Decimal(0)) -> None:

@@ -93,6 +93,9 @@ _RESERVE = (
     + """
 reap()
 local id, amount, ttl = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+if redis.call('EXISTS', P .. 'res:' .. id) == 1 then
+  return {-1}
+end
 local accounts = cjson.decode(ARGV[5])
 for _, a in ipairs(accounts) do
   local spent, held, unverified = books(a)
@@ -186,6 +189,8 @@ class RedisStore:
             list[Any],
             await self._reserve(args=[PREFIX, reservation_id, to_micro(amount), ttl_seconds, encoded]),
         )
+        if int(result[0]) == -1:
+            raise ValueError(f"reservation {reservation_id} already exists")
         if int(result[0]) == 1:
             return ReserveOutcome(True)
         return ReserveOutcome(False, str(result[1]), max(from_micro(int(float(result[2]))), Decimal(0)))
@@ -203,6 +208,9 @@ class RedisStore:
     async def add_receipt(self, account_key: str, receipt: dict[str, Any], keep: int) -> None:
         """Append a receipt and trim to the newest `keep` (one transaction)."""
         key = f"{PREFIX}receipts:{account_key}"
+        if keep <= 0:
+            await self._redis.delete(key)
+            return
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.lpush(key, json.dumps(receipt, separators=(",", ":")))
             pipe.ltrim(key, 0, max(keep - 1, 0))

@@ -143,6 +143,9 @@ class SQLiteStore:
                 committed = self._snapshot(db, account, now).committed
                 if committed + from_micro(micro) > account.limit:
                     return ReserveOutcome(False, account.key, max(account.limit - committed, Decimal(0)))
+            exists = db.execute("SELECT 1 FROM reservations WHERE id = ?", (reservation_id,)).fetchone()
+            if exists is not None:
+                raise ValueError(f"reservation {reservation_id} already exists")
             for account in accounts:
                 self._hold(db, account.key, micro)
             db.execute(
