@@ -45,7 +45,8 @@ class Filter(BaseModel):
 
     field: Annotated[str | None, Field(max_length=200)] = None
     type: Operator | None = None
-    value: Any = None  # a scalar, or an array of scalars for in/not_in
+    # A scalar, or an array of scalars for in/not_in; `check_filters` enforces which, with a clear message.
+    value: Annotated[Any, Field(json_schema_extra={"type": ["string", "number", "boolean", "array"]})] = None
     op: Literal["and", "or"] | None = None
     conditions: list[Filter] | None = None
 
