@@ -24,7 +24,7 @@ from tests.state_fixtures import redis_server as redis_server
 
 BUDGET = Decimal(40)
 RPM = 12  # per RATE_WINDOW seconds, at the sandbox and at every replica
-RATE_WINDOW = 2.0
+RATE_WINDOW = 4.0
 RESERVATION_TTL = 2.0
 CLIENTS = 12
 CALLS_PER_CLIENT = 3

@@ -16,6 +16,8 @@ from person_enrich_mcp.errors import LocalRateLimitError
 
 MAX_HOLD_SECONDS = 900.0
 WINDOW_GUARD = 0.03
+# The guard never drops below this: a busy host can delay a request this long between its slot and the wire.
+MIN_GUARD_SECONDS = 0.25
 
 
 class SlotSource(Protocol):
@@ -44,7 +46,7 @@ class RateLimiter:
         self._limits = limits
         # A small guard band: requests reach the upstream a few milliseconds after they take a slot, and a
         # window exactly as long as the upstream's would let boundary jitter turn into 429s.
-        self._window = window_seconds + max(window_seconds * WINDOW_GUARD, 0.05)
+        self._window = window_seconds + max(window_seconds * WINDOW_GUARD, MIN_GUARD_SECONDS)
         self._max_wait = max_wait
         self._prefix = bucket_prefix
         self._clock = clock
