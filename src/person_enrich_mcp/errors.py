@@ -217,8 +217,23 @@ def _ref(exc: APIError) -> str:
     return f" (upstream request id {exc.request_id})" if exc.request_id else ""
 
 
-def model_message(exc: PersonEnrichError) -> str:
-    """The sentence a model reads for any error of this package: the cause, then the next step."""
+def model_message(exc: PersonEnrichError, *, already_charged: Decimal = Decimal(0)) -> str:
+    """The sentence a model reads for any error of this package: the cause, then the next step.
+
+    `already_charged` is what the same tool call spent before the failing request (a paid search before a
+    failed enrichment): the message then says so instead of claiming nothing was charged.
+    """
+    text = _describe(exc)
+    if already_charged > 0:
+        text = text.replace(
+            "Nothing was charged.",
+            f"That request was not charged, but this call had already spent {format_credits(already_charged)} "
+            "credits (see the receipt).",
+        )
+    return text
+
+
+def _describe(exc: PersonEnrichError) -> str:
     if isinstance(exc, InputError | SpendRefusedError | ConfigurationError):
         return str(exc)
     if isinstance(exc, AuthenticationError):

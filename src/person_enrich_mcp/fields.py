@@ -148,6 +148,35 @@ def _covered(path: str, by: str) -> bool:
     return path == by or path.startswith(by + ".")
 
 
+def _prefixes(path: str) -> tuple[str, ...]:
+    """`path` and every dot-prefix of it: exactly the `by` for which `_covered(path, by)` holds."""
+    parts = path.split(".")
+    return tuple(".".join(parts[:end]) for end in range(1, len(parts) + 1))
+
+
+# Selections come from a handful of field lists (the default, and what callers ask for again and again), so the
+# set logic below is computed once per distinct input and then served from these caches on the hot path.
+@lru_cache(maxsize=1024)
+def _minimal(paths: tuple[str, ...]) -> tuple[str, ...]:
+    ordered = sorted(set(paths), key=lambda p: (p.count("."), p))
+    kept: set[str] = set()
+    for path in ordered:
+        if not any(prefix in kept for prefix in _prefixes(path)):
+            kept.add(path)
+    return tuple(sorted(kept))
+
+
+@lru_cache(maxsize=4096)
+def _covers(mine: tuple[str, ...], theirs: tuple[str, ...]) -> bool:
+    held = frozenset(mine)
+    return all(any(prefix in held for prefix in _prefixes(p)) for p in theirs)
+
+
+@lru_cache(maxsize=4096)
+def _touches(paths: tuple[str, ...], path: str) -> bool:
+    return any(_covered(p, path) or _covered(path, p) for p in paths)
+
+
 @dataclass(frozen=True, slots=True)
 class FieldSelection:
     """A minimal, sorted set of dot-paths: no path is inside another one of the set."""
@@ -157,16 +186,11 @@ class FieldSelection:
     @classmethod
     def of(cls, paths: list[str] | tuple[str, ...]) -> FieldSelection:
         """Build a minimal selection from valid paths (callers validate first)."""
-        ordered = sorted(set(paths), key=lambda p: (p.count("."), p))
-        kept: list[str] = []
-        for path in ordered:
-            if not any(_covered(path, k) for k in kept):
-                kept.append(path)
-        return cls(tuple(sorted(kept)))
+        return cls(_minimal(tuple(paths)))
 
     def covers(self, other: FieldSelection) -> bool:
         """True if every path of `other` is this selection's path or inside one of them."""
-        return all(any(_covered(p, mine) for mine in self.paths) for p in other.paths)
+        return _covers(self.paths, other.paths)
 
     def union(self, other: FieldSelection) -> FieldSelection:
         """The smallest selection covering both."""
@@ -174,7 +198,7 @@ class FieldSelection:
 
     def touches(self, path: str) -> bool:
         """True if the selection asks for any data at or under `path`."""
-        return any(_covered(p, path) or _covered(path, p) for p in self.paths)
+        return _touches(self.paths, path)
 
     @property
     def key(self) -> str:
@@ -231,7 +255,8 @@ def _trie(paths: tuple[str, ...]) -> _Trie:
 
 
 def _is_empty(value: Any) -> bool:
-    return value is None or value == "" or value == [] or value == {}
+    # None, "", [] or {}: JSON values are exactly these types, so no equality test is needed.
+    return value is None or (isinstance(value, str | list | dict) and not value)
 
 
 def compact(value: Any) -> Any:

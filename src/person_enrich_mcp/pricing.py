@@ -8,6 +8,7 @@ contact and dev-platform fields, at most 7; search 0.03 per result returned; liv
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import lru_cache
 
 from person_enrich_mcp.fields import FieldSelection
 
@@ -31,6 +32,7 @@ def addon_for_path(path: str) -> Decimal:
     return _addons(FieldSelection((path,)))
 
 
+@lru_cache(maxsize=1024)  # a few distinct selections, priced several times a call
 def _addons(selection: FieldSelection) -> Decimal:
     return sum((price for addon, price in ADDONS.items() if selection.touches(addon)), start=Decimal(0))
 

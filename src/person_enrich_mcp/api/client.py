@@ -180,27 +180,50 @@ class PersonAPI:
         self._retry = retry
         self._sleep = sleep
         self._random = random.Random()
-        self._http = httpx2.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            timeout=timeout,
-            transport=transport,
-            auth=_BearerAuth(api_key),
-            follow_redirects=False,
-            headers={
-                "x-api-version": API_VERSION,
-                "content-type": "application/json",
-                "accept": "application/json",
-                "user-agent": user_agent,
-            },
-            limits=httpx2.Limits(max_connections=32, max_keepalive_connections=16),
-        )
+        self._base_url = base_url.rstrip("/")
+        # Parsed now, as the client's constructor would: a malformed base URL still fails at start-up.
+        shown = httpx2.URL(self._base_url)
+        if not shown.raw_path.endswith(b"/"):
+            shown = shown.copy_with(raw_path=shown.raw_path + b"/")
+        self._shown_url = str(shown)
+        self._timeout = timeout
+        self._transport = transport
+        self._auth = _BearerAuth(api_key)
+        self._user_agent = user_agent
+        # Built on first use: creating the client loads the TLS trust store, which is most of a tenth of a second
+        # that a server would otherwise spend before it can answer `initialize`.
+        self._client: httpx2.AsyncClient | None = None
+        self._closed = False
+
+    @property
+    def _http(self) -> httpx2.AsyncClient:
+        if self._client is None:
+            if self._closed:
+                raise RuntimeError("Cannot send a request, as the client has been closed.")
+            self._client = httpx2.AsyncClient(
+                base_url=self._base_url,
+                timeout=self._timeout,
+                transport=self._transport,
+                auth=self._auth,
+                follow_redirects=False,
+                headers={
+                    "x-api-version": API_VERSION,
+                    "content-type": "application/json",
+                    "accept": "application/json",
+                    "user-agent": self._user_agent,
+                },
+                limits=httpx2.Limits(max_connections=32, max_keepalive_connections=16),
+            )
+        return self._client
 
     def __repr__(self) -> str:
-        return f"PersonAPI(base_url={str(self._http.base_url)!r})"
+        return f"PersonAPI(base_url={self._shown_url!r})"
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        await self._http.aclose()
+        self._closed = True
+        if self._client is not None:
+            await self._client.aclose()
 
     async def enrich(
         self,

@@ -6,6 +6,7 @@ structured content) can read, never a second copy of the JSON.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from mcp.types import CallToolResult, TextContent
@@ -146,7 +147,7 @@ def failure(
     exc: PersonEnrichError, *, receipt: Receipt | None = None, view: BudgetView | None = None
 ) -> CallToolResult:
     """An `isError` result: the sentence the model reads, plus the same facts as structured content."""
-    message = model_message(exc)
+    message = model_message(exc, already_charged=receipt.charged if receipt is not None else Decimal(0))
     error: dict[str, Any] = {"code": exc.code, "message": message}
     if isinstance(exc, SpendRefusedError):
         error["estimate"] = format_credits(exc.estimate)

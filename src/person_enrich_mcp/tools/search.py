@@ -13,17 +13,25 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, ConfigDict, Field
 
 from person_enrich_mcp import pricing
-from person_enrich_mcp.budget import Quote
-from person_enrich_mcp.errors import InputError, PersonEnrichError, model_message
+from person_enrich_mcp.api import APIResult, SearchPage
+from person_enrich_mcp.budget import Quote, Reservation
+from person_enrich_mcp.errors import (
+    APIOutcomeUnknownError,
+    APIResponseError,
+    InputError,
+    PersonEnrichError,
+    model_message,
+)
 from person_enrich_mcp.fields import PROFILE_URL_PATH, FieldSelection, parse_fields
 from person_enrich_mcp.identifiers import check_profile_urls
 from person_enrich_mcp.tools import enrichment
 from person_enrich_mcp.tools.confirm import SpendApproval, SpendDecision, decide, refusal
-from person_enrich_mcp.tools.context import ToolContext, app_state, failed, owner_of, progress_reporter
+from person_enrich_mcp.tools.context import AppState, ToolContext, app_state, failed, owner_of, progress_reporter
 from person_enrich_mcp.tools.enrichment import Fetched, Lookup, Plan
 from person_enrich_mcp.tools.params import Fields, MaxCredits
 from person_enrich_mcp.tools.results import EnrichResult, ProblemOut, enrich_summary, success
 
+TOOL = "search_then_enrich"
 MAX_LIMIT = 100
 MAX_FILTER_DEPTH = 6
 MAX_CONDITIONS = 100
@@ -199,6 +207,7 @@ async def search_then_enrich(
     """
     app = app_state(ctx)
     owner = owner_of(ctx)
+    reservation: Reservation | None = None
     try:
         selection = parse_fields(fields)
         check_filters(filters)
@@ -210,33 +219,38 @@ async def search_then_enrich(
         view = await app.budget.view(owner)
         refused = refusal(approval, quote, max_credits, threshold=app.settings.confirm_above, remaining=view.remaining)
         if refused is not None:
-            return failed(app, "search_then_enrich", refused, view=view)
+            return failed(app, TOOL, refused, view=view)
         reservation = app.budget.reserve(owner, quote)
         async with reservation:
-            page = await app.api.search(
-                filters=filters.as_upstream(),
-                sorts=[s.model_dump(mode="json") for s in sorts or []],
-                limit=limit,
-                cursor=upstream_cursor,
-                fields=[PROFILE_URL_PATH],
-            )
+            page = await _paid_search(app, reservation, filters, sorts, limit, upstream_cursor)
             found = page.data.profiles
-            reservation.charge(page.credits_used if page.credits_used is not None else pricing.search_cost(len(found)))
             batch = check_profile_urls(_profile_urls(found))
             the_plan: Plan = await enrichment.plan(app, Lookup("url", batch, selection))
             fetched = Fetched()
+            enrich_error: PersonEnrichError | None = None
             if the_plan.to_fetch:
-                fetched = await enrichment.fetch(app, the_plan, reservation, progress_reporter(ctx))
+                try:
+                    fetched = await enrichment.fetch(app, the_plan, reservation, progress_reporter(ctx))
+                except PersonEnrichError as exc:  # refused outright; the search itself was paid and is reported
+                    enrich_error = exc
     except PersonEnrichError as exc:
-        return failed(app, "search_then_enrich", exc, view=await app.budget.view(owner))
+        if reservation is not None and (reservation.charged or reservation.unverified):
+            receipt = await app.budget.record(
+                owner, tool=TOOL, quote=reservation.quote, charged=reservation.charged,
+                unverified=reservation.unverified, cache_hits=0,
+            )  # fmt: skip
+            return failed(app, TOOL, exc, receipt=receipt)
+        return failed(app, TOOL, exc, view=await app.budget.view(owner))
     receipt = await app.budget.record(
         owner,
-        tool="search_then_enrich",
+        tool=TOOL,
         quote=quote,
         charged=reservation.charged,
         unverified=reservation.unverified,
         cache_hits=len(the_plan.hits),
     )
+    if enrich_error is not None:
+        return failed(app, TOOL, enrich_error, receipt=receipt)
     extra = (
         []
         if len(batch.accepted) + len(batch.problems) >= len(found)
@@ -256,3 +270,35 @@ async def search_then_enrich(
         incomplete=incomplete,
     )
     return success(result, enrich_summary(result))
+
+
+async def _paid_search(
+    app: AppState,
+    reservation: Reservation,
+    filters: Filter,
+    sorts: list[Sort] | None,
+    limit: int,
+    cursor: str | None,
+) -> APIResult[SearchPage]:
+    """One search page for profile URLs only, its credits recorded on the reservation whatever happens.
+
+    An unreadable answer is charged what the upstream reported (else a full page); a lost one is held as
+    unverified at a full page, because whether it was billed is unknown.
+    """
+    try:
+        page = await app.api.search(
+            filters=filters.as_upstream(),
+            sorts=[s.model_dump(mode="json") for s in sorts or []],
+            limit=limit,
+            cursor=cursor,
+            fields=[PROFILE_URL_PATH],
+        )
+    except APIResponseError as exc:
+        reservation.charge(exc.credits_used if exc.credits_used is not None else pricing.search_cost(limit))
+        raise
+    except APIOutcomeUnknownError:
+        reservation.charge_unverified(pricing.search_cost(limit))
+        raise
+    found = len(page.data.profiles)
+    reservation.charge(page.credits_used if page.credits_used is not None else pricing.search_cost(found))
+    return page
