@@ -2,10 +2,15 @@
 
 Every test gets its own upstream API key, which the sandbox bills and rate-limits separately, so tests never
 see each other's spend. The sandbox's ledger is the judge of what the server charged.
+
+Every key carries `CANARY_MARKER`: the autouse `canary_guard` fails a test if any log record mentions it, and
+`text_of` fails if a result the model reads does, so the whole suite checks that the key never leaks.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +26,25 @@ from pydantic import SecretStr
 from person_enrich_mcp.sandbox import SandboxConfig, SandboxServer
 from person_enrich_mcp.server import build_server
 from person_enrich_mcp.settings import Settings
+
+CANARY_MARKER = "CANARY-7e3b9f15c2d84a60"
+
+
+def canary_key(label: str) -> str:
+    """A fresh upstream key (its own ledger at the sandbox) that carries the canary marker."""
+    return f"{label}-{CANARY_MARKER}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(autouse=True)
+def canary_guard(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every logger at DEBUG for the whole test; afterwards no record may mention an API key's canary marker."""
+    caplog.set_level(logging.DEBUG)
+    yield
+    # In teardown `caplog.records` holds only the teardown's records: read the setup and call phases explicitly.
+    for record in [*caplog.get_records("setup"), *caplog.get_records("call"), *caplog.records]:
+        rendered = " ".join([record.getMessage(), record.exc_text or ""])
+        assert CANARY_MARKER not in rendered, f"an API key is in a log record of {record.name}: {rendered[:300]}"
+
 
 # Test settings: the real limiter and retry policy, with short backoffs so retried faults finish quickly.
 FAST_RETRIES: dict[str, Any] = {"retry_base_delay": 0.01, "retry_max_delay": 0.05, "max_wait_seconds": 5.0}
@@ -90,7 +114,7 @@ class Upstream:
 
 @pytest.fixture
 def api_key() -> str:
-    return f"test-key-{uuid.uuid4().hex}"
+    return canary_key("test-key")
 
 
 @pytest.fixture
@@ -122,5 +146,7 @@ def sample_identifiers(url: str, kind: str, n: int, offset: int = 0) -> list[str
 
 
 def text_of(result: CallToolResult) -> str:
-    """The text a model reads from a tool result."""
-    return "\n".join(block.text for block in result.content if block.type == "text")
+    """The text a model reads from a tool result (and a check that no key's canary is in anything it reads)."""
+    text = "\n".join(block.text for block in result.content if block.type == "text")
+    assert CANARY_MARKER not in text + json.dumps(result.structured_content), "an API key reached the model"
+    return text

@@ -17,6 +17,7 @@ from mcp.client.stdio import get_default_environment
 from mcp.client.streamable_http import streamable_http_client
 
 from person_enrich_mcp.auth import create_token
+from tests.conftest import CANARY_MARKER
 
 
 def free_port() -> int:
@@ -70,7 +71,7 @@ class HttpServer:
     def stderr(self) -> str:
         if self.process.poll() is None or self.process.stderr is None:
             return ""
-        return self.process.stderr.read()[-3000:]
+        return self.process.stderr.read()[-3000:].replace(CANARY_MARKER, "<canary>")
 
     def kill(self) -> None:
         """SIGKILL: the process gets no chance to settle anything."""
@@ -78,14 +79,18 @@ class HttpServer:
         self.process.wait(10)
 
     def stop(self) -> None:
+        """Terminate, then fail if the server ever wrote an API key's canary marker to stderr."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+        written = ""
         if self.process.stderr is not None:
+            written = self.process.stderr.read()
             self.process.stderr.close()
+        assert CANARY_MARKER not in written, "the server wrote an API key to its log"
 
 
 @asynccontextmanager

@@ -14,7 +14,7 @@ from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult
 
 from person_enrich_mcp.sandbox import SandboxServer
 from person_enrich_mcp.server import build_server
-from tests.conftest import Upstream, sample_identifiers, settings_for, text_of
+from tests.conftest import Upstream, canary_key, sample_identifiers, settings_for, text_of
 
 BUSINESS_EMAIL = ["basic_profile.name", "contact.business_emails"]
 
@@ -155,7 +155,7 @@ async def test_concurrent_calls_in_one_session_can_never_overspend_together(upst
 @pytest.mark.anyio
 async def test_a_failed_call_releases_its_whole_reservation(make_sandbox: Callable[..., SandboxServer]) -> None:
     sandbox = make_sandbox(faults=())
-    upstream = Upstream(sandbox.url, "failing-key")
+    upstream = Upstream(sandbox.url, canary_key("failing"))
     urls = sample_identifiers(sandbox.url, "url", 3)
     upstream_faults = {"kind": "status", "status": 503, "count": 3, "endpoint": "enrich"}
     assert upstream.post("/_sandbox/faults", upstream_faults).status_code == 200

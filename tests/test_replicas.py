@@ -17,7 +17,7 @@ import pytest
 from mcp.types import CallToolResult
 
 from person_enrich_mcp.sandbox import SandboxServer
-from tests.conftest import Upstream, sample_identifiers, text_of
+from tests.conftest import Upstream, canary_key, sample_identifiers, text_of
 from tests.http_helpers import HttpServer, mcp_over_http, write_tokens
 from tests.state_fixtures import RedisServer
 from tests.state_fixtures import redis_server as redis_server
@@ -44,7 +44,7 @@ def cluster(
 ) -> Iterator[tuple[Upstream, list[HttpServer], str]]:
     redis_server.flush()
     sandbox = make_sandbox(people=600, enrich_rpm=RPM, search_rpm=RPM, rate_window=RATE_WINDOW)
-    upstream = Upstream(sandbox.url, "shared-upstream-key")
+    upstream = Upstream(sandbox.url, canary_key("shared-upstream"))
     token = write_tokens(tmp_path / "tokens", "team")["team"]
     env = {
         "CRUSTDATA_API_KEY": upstream.key,

@@ -17,9 +17,9 @@ from mcp.types import CallToolResult
 
 from person_enrich_mcp.sandbox import SandboxServer
 from person_enrich_mcp.server import build_server
-from tests.conftest import Upstream, sample_identifiers, settings_for, text_of
+from tests.conftest import CANARY_MARKER, Upstream, canary_key, sample_identifiers, settings_for, text_of
 
-KEY = "upstream-errors-key"
+KEY = canary_key("upstream-errors")
 
 
 def _structured(result: CallToolResult) -> dict[str, Any]:
@@ -48,10 +48,10 @@ def faulty(make_sandbox: Callable[..., SandboxServer]) -> Upstream:
 @pytest.mark.anyio
 async def test_a_rejected_key_says_which_variable_to_fix(make_sandbox: Callable[..., SandboxServer]) -> None:
     sandbox = make_sandbox(api_keys=("the-right-key",))
-    upstream = Upstream(sandbox.url, "a-wrong-key")
+    upstream = Upstream(sandbox.url, canary_key("a-wrong"))
     result, books = await _enrich(upstream, sample_identifiers(sandbox.url, "url", 1))
     assert result.is_error and _structured(result)["error"]["code"] == "upstream_auth_failed"
-    assert "CRUSTDATA_API_KEY" in text_of(result) and "a-wrong-key" not in text_of(result)
+    assert "CRUSTDATA_API_KEY" in text_of(result) and CANARY_MARKER not in text_of(result)
     assert books["spent"] == "0.00"
 
 

@@ -74,10 +74,10 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
 
 def serve(settings: Settings, *, sandbox: bool, transport: str, host: str, port: int) -> int:
     """Serve MCP over stdio or HTTP until stopped; with `sandbox`, against an embedded sandbox."""
-    from person_enrich_mcp.sandbox import SandboxServer
-
     if not sandbox:
         return _serve(settings, transport=transport, host=host, port=port)
+    from person_enrich_mcp.sandbox import SandboxServer  # only now: the emulator's stack costs start-up time
+
     with SandboxServer() as upstream:
         logger.info("embedded sandbox at %s (synthetic data)", upstream.url)
         sandboxed = settings.model_copy(

@@ -28,12 +28,14 @@ the next step, and never includes the API key or a raw upstream body.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 
 def format_credits(amount: Decimal) -> str:
-    """Credits as the model reads them: two decimals, no exponent."""
-    return f"{amount.quantize(Decimal('0.01')):f}"
+    """Credits as the model reads them: two decimals, no exponent (any magnitude, never an exception)."""
+    with localcontext() as context:
+        context.prec = max(60, amount.adjusted() + 10) if amount.is_finite() else 60
+        return f"{amount.quantize(Decimal('0.01')):f}" if amount.is_finite() else str(amount)
 
 
 class PersonEnrichError(Exception):

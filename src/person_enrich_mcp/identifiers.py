@@ -10,17 +10,22 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import quote, unquote, urlsplit
 
 PROFILE_URL_PREFIX = "https://www.linkedin.com/in/"
 
 _HOST_RE = re.compile(r"(?:(?:www|[a-z]{2})\.)?linkedin\.com")
 _SLUG_RE = re.compile(r"[\w\-.]{3,100}", re.UNICODE)
+# Deliberately narrower than RFC 5322: the upstream rejects a whole batch for one address it cannot read,
+# so only the characters work addresses use in practice pass (letters, digits, . _ % + -).
 _EMAIL_RE = re.compile(
-    r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"[a-z0-9_%+-]+(?:\.[a-z0-9_%+-]+)*"
     r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
 )
 MAX_IDENTIFIER_LENGTH = 320
+# A rejected identifier is echoed back at most this long, so hostile input cannot inflate the result.
+ECHO_LENGTH = 120
 # Control characters and whitespace (regex `\s` on str is exactly `str.isspace`), found in one C-level scan.
 _CONTROL_OR_SPACE_RE = re.compile(r"[\x00-\x1f\s]")
 
@@ -77,6 +82,9 @@ def _check_length(raw: str) -> str:
     return value
 
 
+# Both normalisers are pure functions of their input, and a call checks its identifiers twice (when pricing the
+# confirmation and again in the tool), while agents repeat look-ups: answers are kept for the strings seen lately.
+@lru_cache(maxsize=2048)
 def normalise_profile_url(raw: str) -> str:
     """Return the canonical `https://www.linkedin.com/in/<slug>` form of a profile URL.
 
@@ -122,6 +130,7 @@ def normalise_profile_url(raw: str) -> str:
     return PROFILE_URL_PREFIX + quote(slug.lower(), safe="-_.")
 
 
+@lru_cache(maxsize=2048)
 def normalise_business_email(raw: str) -> str:
     """Return a lower-cased business email address.
 
@@ -145,13 +154,17 @@ def normalise_business_email(raw: str) -> str:
     return lowered
 
 
+def _echo(raw: str) -> str:
+    return raw if len(raw) <= ECHO_LENGTH else raw[: ECHO_LENGTH - 1] + "…"
+
+
 def _check_all(raw_values: list[str], normalise: Callable[[str], str]) -> IdentifierBatch:
     batch = IdentifierBatch()
     for raw in raw_values:
         try:
             canonical = normalise(raw)
         except IdentifierRejected as exc:
-            batch.problems.append(IdentifierProblem(identifier=raw[:MAX_IDENTIFIER_LENGTH], reason=str(exc)))
+            batch.problems.append(IdentifierProblem(identifier=_echo(raw), reason=str(exc)))
             continue
         if canonical in batch.accepted:
             batch.duplicates += 1

@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
 import anyio
+import anyio.lowlevel
 import httpx2
 from pydantic import SecretStr, TypeAdapter, ValidationError
 
@@ -176,6 +177,7 @@ class PersonAPI:
         metrics: Metrics | None = None,
     ) -> None:
         self._metrics = metrics if metrics is not None else Metrics()
+        self._key_bytes = api_key.get_secret_value().encode()
         self._limiter = limiter
         self._retry = retry
         self._sleep = sleep
@@ -297,6 +299,9 @@ class PersonAPI:
         limited = 0
         waited_on_429 = 0.0
         while True:
+            # A paid request starts only from a checkpoint: a cancelled call stops here, before the next batch,
+            # even when the store and the limiter answer without yielding.
+            await anyio.lowlevel.checkpoint()
             waited = await self._limiter.acquire(endpoint)
             if waited > 0:
                 self._metrics.inc("person_enrich_rate_limit_waits_total", endpoint=endpoint)
@@ -320,6 +325,8 @@ class PersonAPI:
             if answer is None:  # pragma: no cover - a shielded scope cannot swallow the send
                 raise APIOutcomeUnknownError(f"no answer to the {endpoint} request")
             status, headers, content = answer
+            if status >= 300:
+                content = content.replace(self._key_bytes, b"[redacted]")  # never relay the key, even if echoed
             self._metrics.inc("person_enrich_upstream_requests_total", endpoint=endpoint, status=str(status))
             self._metrics.observe(
                 "person_enrich_upstream_latency_seconds", time.perf_counter() - started, endpoint=endpoint

@@ -9,11 +9,7 @@ import logging
 import time
 from decimal import Decimal
 
-import uvicorn
-
-from person_enrich_mcp.sandbox.app import create_app
 from person_enrich_mcp.sandbox.config import ConfigError, FaultRule, SandboxConfig, parse_credits
-from person_enrich_mcp.sandbox.server import bind_socket, uvicorn_config
 
 logger = logging.getLogger("person_enrich_mcp.sandbox")
 
@@ -164,6 +160,12 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Serve the sandbox in the foreground until interrupted; returns the exit status."""
+    # Imported here, not at the top: `person-enrich-mcp` builds this subcommand's parser on every start.
+    import uvicorn
+
+    from person_enrich_mcp.sandbox.app import create_app
+    from person_enrich_mcp.sandbox.server import bind_socket, uvicorn_config
+
     if logger.getEffectiveLevel() > logging.INFO:
         # The start-up line is the one thing a user of this command must see, even without -v.
         logger.setLevel(logging.INFO)

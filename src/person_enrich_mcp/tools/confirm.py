@@ -78,6 +78,13 @@ def refusal(
     `outcome` is what the SDK injected: an accepted `SpendDecision` / `SpendApproval`, or a declined or
     cancelled elicitation.
     """
+    if max_credits is not None and max_credits < 0:
+        return CallCeilingError(
+            f"max_credits must be 0 or more (got {max_credits:g}); it is the most this call may spend. Nothing was "
+            "spent.",
+            estimate=quote.estimate,
+            remaining=remaining,
+        )
     if max_credits is not None and quote.estimate > to_credits(max_credits):
         return CallCeilingError(
             f"Refused before spending anything: this call could cost up to {format_credits(quote.estimate)} credits "

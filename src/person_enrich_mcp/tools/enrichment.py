@@ -16,7 +16,7 @@ from person_enrich_mcp.api import EnrichMatch, MatchType
 from person_enrich_mcp.budget import Quote, Receipt, Reservation
 from person_enrich_mcp.cache import CachedLookup
 from person_enrich_mcp.errors import APIOutcomeUnknownError, APIResponseError, PersonEnrichError
-from person_enrich_mcp.fields import FieldSelection, fit_to_size, project
+from person_enrich_mcp.fields import FieldSelection, fit_to_size, json_size, project
 from person_enrich_mcp.identifiers import (
     IdentifierBatch,
     IdentifierRejected,
@@ -247,10 +247,11 @@ def assemble(
             if cached:
                 person["cached"] = True
             people.append(person)
-    budget_bytes = max(app.settings.max_result_bytes - _ENVELOPE_BYTES, 500)
-    people, truncation = fit_to_size(people, budget_bytes)
     problems = [ProblemOut(identifier=p.identifier, reason=p.reason) for p in lookup.batch.problems]
     problems.extend(extra_problems or [])
+    # The people get what the cap leaves after everything else the result must carry.
+    around = _ENVELOPE_BYTES + json_size([p.model_dump() for p in problems]) + json_size(not_found)
+    people, truncation = fit_to_size(people, max(app.settings.max_result_bytes - around, 500))
     return EnrichResult(
         people=[PersonOut.model_validate(p) for p in people],
         not_found=not_found or None,

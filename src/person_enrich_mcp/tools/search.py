@@ -36,7 +36,10 @@ MAX_LIMIT = 100
 MAX_FILTER_DEPTH = 6
 MAX_CONDITIONS = 100
 MAX_VALUES = 500
+MAX_VALUE_CHARS = 500
+MAX_TOTAL_VALUES = 2_000
 MAX_SORTS = 5
+_FIX = " Nothing was spent; fix the filter and call again."
 
 Operator = Literal["=", "!=", "<", "=<", ">", "=>", "in", "not_in", "(.)", "(!)", "[.]"]
 Scalar = str | int | float | bool
@@ -74,46 +77,58 @@ class Sort(BaseModel):
     order: Literal["asc", "desc"] = "asc"
 
 
-def check_filters(node: Filter, depth: int = 1) -> int:
+def check_filters(node: Filter) -> None:
     """Check each node's shape, bound the work one call can cause, and catch what the upstream would reject.
 
-    Returns the number of leaf conditions.
-
     Raises:
-        InputError: naming the problem (nothing is sent or spent).
+        InputError: naming the problem and the fix (nothing is sent or spent).
     """
+    leaves, values = _check_node(node, 1)
+    if leaves > MAX_CONDITIONS:
+        raise InputError(f"More than {MAX_CONDITIONS} filter conditions; combine them with 'in' lists.{_FIX}")
+    if values > MAX_TOTAL_VALUES:
+        raise InputError(f"More than {MAX_TOTAL_VALUES} filter values in all; narrow the lists.{_FIX}")
+
+
+def _check_node(node: Filter, depth: int) -> tuple[int, int]:
+    """(leaf conditions, values) under `node`."""
     if depth > MAX_FILTER_DEPTH:
-        raise InputError(f"Filters nest deeper than {MAX_FILTER_DEPTH} levels; flatten them. Nothing was spent.")
+        raise InputError(f"Filters nest deeper than {MAX_FILTER_DEPTH} levels; flatten them.{_FIX}")
     is_group = node.op is not None or node.conditions is not None
     is_leaf = node.field is not None or node.type is not None or node.value is not None
     if is_group == is_leaf:
         raise InputError(
             "Each filter is either a leaf {field, type, value} or a group {op: and|or, conditions: [...]}, "
-            "not both or neither. Nothing was spent."
+            f"not both or neither.{_FIX}"
         )
     if is_group:
         if node.op is None or not node.conditions:
-            raise InputError("A filter group needs op (and|or) and at least one condition. Nothing was spent.")
-        leaves = sum(check_filters(child, depth + 1) for child in node.conditions)
-        if leaves > MAX_CONDITIONS:
-            raise InputError(f"More than {MAX_CONDITIONS} filter conditions; simplify. Nothing was spent.")
-        return leaves
+            raise InputError(f"A filter group needs op (and|or) and at least one condition.{_FIX}")
+        leaves = values = 0
+        for child in node.conditions:
+            child_leaves, child_values = _check_node(child, depth + 1)
+            leaves, values = leaves + child_leaves, values + child_values
+            if leaves > MAX_CONDITIONS:  # stop early: thousands of conditions must not cost thousands of checks
+                break
+        return leaves, values
     if not node.field or node.type is None or node.value is None:
-        raise InputError("A filter leaf needs field, type and value. Nothing was spent.")
+        raise InputError(f"A filter leaf needs field, type and value.{_FIX}")
     value: Any = node.value
+    items = cast(list[Any], value) if isinstance(value, list) else [value]
     if isinstance(value, list):
-        items = cast(list[Any], value)
         if node.type not in ("in", "not_in"):
-            raise InputError(f"Filter on {node.field!r}: '{node.type}' takes one value; use 'in' for a list.")
+            raise InputError(f"Filter on {node.field!r}: '{node.type}' takes one value; use 'in' for a list.{_FIX}")
         if not items or len(items) > MAX_VALUES or not all(isinstance(v, Scalar) for v in items):
             raise InputError(
-                f"Filter on {node.field!r}: '{node.type}' needs an array of 1 to {MAX_VALUES} strings or numbers."
+                f"Filter on {node.field!r}: '{node.type}' needs an array of 1 to {MAX_VALUES} strings or numbers.{_FIX}"
             )
     elif node.type in ("in", "not_in"):
-        raise InputError(f'Filter on {node.field!r}: \'{node.type}\' needs an array value, e.g. ["a", "b"].')
+        raise InputError(f'Filter on {node.field!r}: \'{node.type}\' needs an array value, e.g. ["a", "b"].{_FIX}')
     elif not isinstance(value, Scalar):
-        raise InputError(f"Filter on {node.field!r}: value must be a string, number or boolean.")
-    return 1
+        raise InputError(f"Filter on {node.field!r}: value must be a string, number or boolean.{_FIX}")
+    if any(isinstance(v, str) and len(v) > MAX_VALUE_CHARS for v in items):
+        raise InputError(f"Filter on {node.field!r}: values are limited to {MAX_VALUE_CHARS} characters.{_FIX}")
+    return 1, len(items)
 
 
 def _fingerprint(filters: Filter, sorts: list[Sort] | None, limit: int) -> str:
@@ -212,7 +227,7 @@ async def search_then_enrich(
         selection = parse_fields(fields)
         check_filters(filters)
         if sorts and len(sorts) > MAX_SORTS:
-            raise InputError(f"At most {MAX_SORTS} sort keys. Nothing was spent.")
+            raise InputError(f"At most {MAX_SORTS} sort keys; keep the most important. Nothing was spent.")
         fingerprint = _fingerprint(filters, sorts, limit)
         upstream_cursor = decode_cursor(cursor, fingerprint)
         quote = search_quote(limit, selection)
