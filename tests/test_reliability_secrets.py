@@ -82,7 +82,7 @@ def _steps(urls: list[str], emails: list[str]) -> list[Step]:
         by_url(2, 8, None, "confirmation_required"),
         by_url(2, 25, None, "budget_exceeded", max_credits=10_000),
         by_url(8, 9, None, "upstream_permission_denied", fields=["certifications"]),
-        by_url(8, 9, None, "crash|max_credits_exceeded", max_credits=-1e26),  # the unhandled path logs a traceback
+        by_url(8, 9, None, "max_credits_exceeded", max_credits=-1e26),
         by_url(9, 10, {"kind": "status", "status": 401}, "upstream_auth_failed"),
         by_url(9, 10, {"kind": "status", "status": 402}, "upstream_out_of_credits"),
         by_url(9, 10, {"kind": "status", "status": 503, "count": 3}, "upstream_unavailable"),
@@ -93,7 +93,7 @@ def _steps(urls: list[str], emails: list[str]) -> list[Step]:
         (
             {"kind": "malformed", "endpoint": "search"},
             "search_then_enrich",
-            {"filters": TITLE, "limit": 2},
+            {"filters": TITLE, "limit": 3},  # another page than step 2's, which is cached now
             "upstream_bad_response",
         ),
         # Last: a 429 whose reset is beyond the bounded wait holds the endpoint locally afterwards.

@@ -162,7 +162,20 @@ async def test_a_search_with_no_results_is_free(client: Client, upstream: Upstre
 @pytest.mark.anyio
 async def test_people_already_enriched_come_from_the_cache(client: Client, upstream: Upstream) -> None:
     _ok(await client.call_tool("search_then_enrich", {"filters": ENGINEERS, "limit": 3}))
+    other_page = _ok(await client.call_tool("search_then_enrich", {"filters": US, "limit": 4}))
+    assert Decimal(other_page["receipt"]["charged"]) >= Decimal("0.12")  # 4 results × 0.03, plus any new people
+    assert len(upstream.bodies("search")) == 2  # another query is another page: searched and paid for
     again = _ok(await client.call_tool("search_then_enrich", {"filters": ENGINEERS, "limit": 3}))
-    assert again["receipt"]["cache_hits"] == 3
-    assert again["receipt"]["charged"] == "0.09"  # only the search itself
-    assert len(upstream.bodies("enrich")) == 1
+    assert again["receipt"]["cache_hits"] == 4  # the page and its three people
+    assert again["receipt"]["charged"] == "0.00"
+    assert len(upstream.bodies("search")) == 2 and len(upstream.bodies("enrich")) == 2
+
+
+@pytest.mark.anyio
+async def test_a_page_read_again_is_free_and_quoted_without_the_search(client: Client, upstream: Upstream) -> None:
+    first = _ok(await client.call_tool("search_then_enrich", {"filters": US, "limit": 2}))
+    second = _ok(await client.call_tool("search_then_enrich", {"filters": US, "limit": 2}))
+    assert [p["matched_on"] for p in second["people"]] == [p["matched_on"] for p in first["people"]]
+    assert second["next_cursor"] == first["next_cursor"] and second["total_count"] == first["total_count"]
+    assert (second["receipt"]["estimated"], second["receipt"]["charged"]) == ("2.00", "0.00")
+    assert upstream.billed() == Decimal(first["receipt"]["charged"])

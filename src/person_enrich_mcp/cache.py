@@ -5,6 +5,9 @@ cached superset serves any subset. A look-up that matched nobody is cached too (
 cost nothing, but skipping it saves a round trip and a rate-limit slot. For email look-ups the entry also
 remembers the `min_similarity_score` it was fetched with, and only serves requests at least as strict.
 Keys are hashed, so identifiers (emails are personal data) never appear in a shared store's key space.
+
+Search pages are cached too (by query and cursor, for at most `PAGE_TTL_SECONDS`, since the index changes):
+reading the same page twice in a session should not pay 0.03 a result twice.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import json
 from dataclasses import dataclass
 from typing import Any, cast
 
-from person_enrich_mcp.api import EnrichMatch
+from person_enrich_mcp.api import EnrichMatch, SearchPage
 from person_enrich_mcp.fields import FieldSelection, project
 from person_enrich_mcp.state import StateStore
+
+PAGE_TTL_SECONDS = 3_600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +93,20 @@ class ProfileCache:
         entry = {"sel": list(selection.paths), "min": min_score or 0.0, "matches": stored}
         ttl = self._ttl if matches else self._negative_ttl
         await self._store.cache_put(self._key(kind, identifier), json.dumps(entry, separators=(",", ":")), ttl)
+
+    def _page_key(self, query: str) -> str:
+        digest = hashlib.sha256(f"page\0{query}".encode()).hexdigest()[:40]
+        return f"page:{self._scope}:{digest}"
+
+    async def get_page(self, query: str) -> SearchPage | None:
+        """A search page read before for exactly this query and cursor, if still fresh."""
+        if self._ttl <= 0:
+            return None
+        raw = await self._store.cache_get(self._page_key(query))
+        return None if raw is None else SearchPage.model_validate_json(raw)
+
+    async def put_page(self, query: str, page: SearchPage) -> None:
+        """Remember a search page (it holds only the profile URLs search_then_enrich asked for)."""
+        if self._ttl <= 0:
+            return
+        await self._store.cache_put(self._page_key(query), page.model_dump_json(), min(self._ttl, PAGE_TTL_SECONDS))

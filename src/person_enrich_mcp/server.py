@@ -123,6 +123,9 @@ def _tool(spec: ToolSpec) -> Tool:
     tool.parameters = compact_schema(tool.parameters)
     if tool.fn_metadata.output_schema is not None:
         tool.fn_metadata.output_schema = outline_schema(tool.fn_metadata.output_schema, spec.output_keys)
+        # The tools build their structured content from the result models themselves, so the SDK's second
+        # validation of every result against the same model is pure overhead on the hot path.
+        tool.fn_metadata.output_model = None
     return tool
 
 

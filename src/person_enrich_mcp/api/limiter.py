@@ -17,7 +17,7 @@ from person_enrich_mcp.errors import LocalRateLimitError
 MAX_HOLD_SECONDS = 900.0
 WINDOW_GUARD = 0.03
 # The guard never drops below this: a busy host can delay a request this long between its slot and the wire.
-MIN_GUARD_SECONDS = 0.25
+MIN_GUARD_SECONDS = 0.5
 
 
 class SlotSource(Protocol):

@@ -135,7 +135,7 @@ async def enrich_person_by_url(
     """Enrich up to 25 people by profile URL.
 
     Credits per matched profile: 1 + add-ons (contact.business_emails 1, contact.personal_emails 2,
-    contact.phone_numbers 2, dev_platform_profiles 1; max 7). Misses and cached repeats free;
+    contact.phone_numbers 2, dev_platform_profiles 1; max 7). Misses and repeats (cached) free;
     force_fetch/enrich_realtime reserve 7. Default fields: name, headline, title, employer, location, URL.
     """
     build = {
@@ -156,9 +156,9 @@ async def enrich_person_by_email(
     min_similarity_score: MinScore = None,
     max_credits: MaxCredits = None,
 ) -> Annotated[CallToolResult, EnrichResult]:
-    """Reverse look-up of up to 25 work emails, giving scored candidates (maybe a colleague: check employer).
+    """Reverse look-up of up to 25 work emails; scored candidates (may be a colleague: check the employer).
 
-    1-7 credits per matched email, priced as enrich_person_by_url; misses free.
+    1-7 credits per matched email, as enrich_person_by_url; misses free.
     """
     build = {"kind": "email", "identifiers": business_emails, "fields": fields, "min_score": min_similarity_score}
     return await run_lookup(ctx, "enrich_person_by_email", build, approval, max_credits)

@@ -13,5 +13,5 @@ Fields = Annotated[
 
 MaxCredits = Annotated[
     float | None,
-    Field(description="Cost ceiling; also confirms large spends"),
+    Field(description="Cost cap; also confirms big spends"),
 ]

@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import json
+from decimal import Decimal
 from typing import Annotated, Any, Literal, cast
 
 from mcp.server.mcpserver import Elicit, ElicitationResult, Resolve
@@ -170,13 +171,14 @@ def decode_cursor(cursor: str | None, fingerprint: str) -> str | None:
     return upstream
 
 
-def search_quote(limit: int, selection: FieldSelection) -> Quote:
-    """Worst case: a full page of results, every one enriched at the selection's price."""
+def search_quote(limit: int, selection: FieldSelection, *, page_cached: bool = False) -> Quote:
+    """Worst case: a full page of results (free when the page is cached), every one enriched at full price."""
     enrich = enrichment.enrich_quote(limit, selection, live=False)
-    search = pricing.search_cost(limit)
+    search = Decimal(0) if page_cached else pricing.search_cost(limit)
+    searching = "search page cached (free)" if page_cached else f"search {limit} × {pricing.SEARCH_PER_RESULT}"
     return Quote(
         search + enrich.estimate,
-        f"search {limit} × {pricing.SEARCH_PER_RESULT} + {enrich.breakdown}",
+        f"{searching} + {enrich.breakdown}",
         (*enrich.ways_to_lower, "lower limit") if limit > 1 else enrich.ways_to_lower,
     )
 
@@ -216,7 +218,7 @@ async def search_then_enrich(
 ) -> Annotated[CallToolResult, EnrichResult]:
     """Find people with Person Search filters, then enrich them.
 
-    0.03 credits a result + enrich prices (as enrich_person_by_url); cached people free. Filter: a leaf
+    0.03 credits a result + enrich prices; people and pages already paid for are free. Filter: a leaf
     {field,type,value} or a group {op,conditions}, e.g. {"field":"experience.employment_details.current.title",
     "type":"(.)","value":"VP|Director"}.
     """
@@ -230,14 +232,20 @@ async def search_then_enrich(
             raise InputError(f"At most {MAX_SORTS} sort keys; keep the most important. Nothing was spent.")
         fingerprint = _fingerprint(filters, sorts, limit)
         upstream_cursor = decode_cursor(cursor, fingerprint)
-        quote = search_quote(limit, selection)
+        page_key = f"{fingerprint}\0{upstream_cursor or ''}"
+        cached_page = await app.cache.get_page(page_key)
+        quote = search_quote(limit, selection, page_cached=cached_page is not None)
         view = await app.budget.view(owner)
         refused = refusal(approval, quote, max_credits, threshold=app.settings.confirm_above, remaining=view.remaining)
         if refused is not None:
             return failed(app, TOOL, refused, view=view)
         reservation = app.budget.reserve(owner, quote)
         async with reservation:
-            page = await _paid_search(app, reservation, filters, sorts, limit, upstream_cursor)
+            if cached_page is None:
+                page = await _paid_search(app, reservation, filters, sorts, limit, upstream_cursor)
+                await app.cache.put_page(page_key, page.data)
+            else:
+                page = APIResult(cached_page, Decimal(0), None, None)
             found = page.data.profiles
             batch = check_profile_urls(_profile_urls(found))
             the_plan: Plan = await enrichment.plan(app, Lookup("url", batch, selection))
@@ -262,7 +270,7 @@ async def search_then_enrich(
         quote=quote,
         charged=reservation.charged,
         unverified=reservation.unverified,
-        cache_hits=len(the_plan.hits),
+        cache_hits=len(the_plan.hits) + (cached_page is not None),
     )
     if enrich_error is not None:
         return failed(app, TOOL, enrich_error, receipt=receipt)
