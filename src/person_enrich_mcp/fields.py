@@ -254,41 +254,47 @@ def _trie(paths: tuple[str, ...]) -> _Trie:
     return root
 
 
-def _is_empty(value: Any) -> bool:
-    # None, "", [] or {}: JSON values are exactly these types, so no equality test is needed.
-    return value is None or (isinstance(value, str | list | dict) and not value)
-
-
+# `compact` and `_project` run for every field of every person of every result: plain loops, and the
+# `is None` / truthiness tests below instead of helper calls, keep them cheap (JSON values only).
 def compact(value: Any) -> Any:
     """Drop nulls, empty strings and empty collections, recursively."""
     if isinstance(value, dict):
         out: dict[str, Any] = {}
-        for key, item in cast(dict[str, Any], value).items():
-            kept = compact(item)
-            if not _is_empty(kept):
-                out[key] = kept
+        for key, item in value.items():  # pyright: ignore[reportUnknownVariableType]
+            if isinstance(item, dict | list):
+                item = compact(item)
+                if item:
+                    out[key] = item
+            elif item is not None and item != "":
+                out[key] = item
         return out
     if isinstance(value, list):
-        items = [compact(item) for item in cast(list[Any], value)]
-        return [item for item in items if not _is_empty(item)]
+        kept: list[Any] = []
+        for item in value:  # pyright: ignore[reportUnknownVariableType]
+            if isinstance(item, dict | list):
+                item = compact(item)
+                if item:
+                    kept.append(item)
+            elif item is not None and item != "":
+                kept.append(item)
+        return kept
     return value
 
 
 def _project(value: Any, trie: _Trie) -> Any:
     if isinstance(value, dict):
-        source = cast(dict[str, Any], value)
         out: dict[str, Any] = {}
         for key, sub in trie.items():
-            if key not in source:
+            item = value.get(key)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+            if item is None:
                 continue
-            item = source[key]
             kept = compact(item) if sub is None else _project(item, sub)
-            if not _is_empty(kept):
+            if kept is not None and kept != "" and kept != [] and kept != {}:
                 out[key] = kept
         return out
     if isinstance(value, list):
-        items = [_project(item, trie) for item in cast(list[Any], value)]
-        return [item for item in items if not _is_empty(item)]
+        items = (_project(item, trie) for item in value)  # pyright: ignore[reportUnknownVariableType]
+        return [item for item in items if item]
     return None  # a dot-path that runs into a scalar selects nothing
 
 

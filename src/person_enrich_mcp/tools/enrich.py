@@ -156,7 +156,7 @@ async def enrich_person_by_email(
     min_similarity_score: MinScore = None,
     max_credits: MaxCredits = None,
 ) -> Annotated[CallToolResult, EnrichResult]:
-    """Reverse look-up of up to 25 work emails; scored candidates (may be a colleague: check the employer).
+    """Reverse look-up of up to 25 work emails; scored candidates (may be a colleague).
 
     1-7 credits per matched email, as enrich_person_by_url; misses free.
     """

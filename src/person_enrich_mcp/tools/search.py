@@ -218,7 +218,7 @@ async def search_then_enrich(
 ) -> Annotated[CallToolResult, EnrichResult]:
     """Find people with Person Search filters, then enrich them.
 
-    0.03 credits a result + enrich prices; people and pages already paid for are free. Filter: a leaf
+    0.03 credits a result + enrich prices; repeats are free. Filter: a leaf
     {field,type,value} or a group {op,conditions}, e.g. {"field":"experience.employment_details.current.title",
     "type":"(.)","value":"VP|Director"}.
     """
