@@ -85,7 +85,11 @@ def make_sandbox() -> Iterator[Callable[..., SandboxServer]]:
         server.stop()
 
 
-@dataclass
+# One connection pool for every admin call: a fresh client per call costs a TLS context setup, even for http://.
+ADMIN = httpx2.Client(timeout=30)
+
+
+@dataclass(frozen=True)
 class Upstream:
     """The sandbox as seen by one API key: its ledger and the bodies the server sent it."""
 
@@ -93,7 +97,7 @@ class Upstream:
     key: str
 
     def ledger(self) -> dict[str, Any]:
-        response = httpx2.get(f"{self.url}/_sandbox/ledger", headers={"authorization": f"Bearer {self.key}"})
+        response = ADMIN.get(f"{self.url}/_sandbox/ledger", headers={"authorization": f"Bearer {self.key}"})
         response.raise_for_status()
         return cast(dict[str, Any], response.json())
 
@@ -109,7 +113,7 @@ class Upstream:
 
     def post(self, path: str, payload: Any) -> httpx2.Response:
         headers = {"authorization": f"Bearer {self.key}", "x-api-version": "2025-11-01"}
-        return httpx2.post(f"{self.url}{path}", json=payload, headers=headers)
+        return ADMIN.post(f"{self.url}{path}", json=payload, headers=headers)
 
 
 @pytest.fixture
@@ -140,7 +144,7 @@ async def client(settings: Settings) -> AsyncIterator[Client]:
 
 def sample_identifiers(url: str, kind: str, n: int, offset: int = 0) -> list[str]:
     """Valid identifiers from the sandbox's dataset (free: the admin endpoint bills nothing)."""
-    response = httpx2.get(f"{url}/_sandbox/identifiers", params={"kind": kind, "n": n, "offset": offset})
+    response = ADMIN.get(f"{url}/_sandbox/identifiers", params={"kind": kind, "n": n, "offset": offset})
     response.raise_for_status()
     return cast(list[str], response.json()["identifiers"])
 

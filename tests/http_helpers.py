@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
@@ -40,20 +41,23 @@ def write_tokens(path: Path, *principals: str) -> dict[str, str]:
 
 
 class HttpServer:
-    """`person-enrich-mcp --transport http` in a subprocess, ready when `/healthz` answers."""
+    """`person-enrich-mcp --transport http` in a subprocess, ready when `/healthz` answers.
 
-    def __init__(self, env: dict[str, str], *args: str, port: int | None = None) -> None:
+    Its stderr goes to a file (`log`, or a temporary one), so even `-vv` logging can never fill a pipe and
+    stall the server; `stop()` fails if it ever wrote an API key's canary marker there.
+    """
+
+    def __init__(self, env: dict[str, str], *args: str, port: int | None = None, log: Path | None = None) -> None:
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.url = f"{self.base}/mcp"
+        self._tempdir = tempfile.TemporaryDirectory(prefix="pe-http-") if log is None else None
+        self.log = log if log is not None else Path(self._tempdir.name if self._tempdir else ".", "server.log")
         command = [sys.executable, "-m", "person_enrich_mcp", "--transport", "http", "--port", str(self.port), *args]
-        self.process = subprocess.Popen(
-            command,
-            env=get_default_environment() | env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        with self.log.open("w", encoding="utf-8") as sink:
+            self.process = subprocess.Popen(
+                command, env=get_default_environment() | env, stdout=subprocess.DEVNULL, stderr=sink, text=True
+            )
         deadline = time.monotonic() + 30
         while True:
             if self.process.poll() is not None:
@@ -68,10 +72,13 @@ class HttpServer:
                 raise RuntimeError(f"server did not answer /healthz in 30 s: {self.stderr()}")
             time.sleep(0.05)  # waiting for a subprocess to bind, bounded by the deadline above
 
+    def output(self) -> str:
+        """Everything the server wrote to stderr so far."""
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
     def stderr(self) -> str:
-        if self.process.poll() is None or self.process.stderr is None:
-            return ""
-        return self.process.stderr.read()[-3000:].replace(CANARY_MARKER, "<canary>")
+        """The end of the server's stderr, with any canary masked (for error messages)."""
+        return self.output()[-3000:].replace(CANARY_MARKER, "<canary>")
 
     def kill(self) -> None:
         """SIGKILL: the process gets no chance to settle anything."""
@@ -86,10 +93,10 @@ class HttpServer:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
-        written = ""
-        if self.process.stderr is not None:
-            written = self.process.stderr.read()
-            self.process.stderr.close()
+        written = self.output()
+        if self._tempdir is not None:
+            self._tempdir.cleanup()
+            self._tempdir = None
         assert CANARY_MARKER not in written, "the server wrote an API key to its log"
 
 

@@ -8,23 +8,17 @@ from __future__ import annotations
 
 import http.server
 import json
-import socket
-import subprocess
-import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, cast
 
 import anyio
 import httpx2
 from mcp import Client
-from mcp.client.stdio import get_default_environment
 from mcp.types import CallToolResult
 
-from tests.conftest import CANARY_MARKER, canary_guard, canary_key, text_of
+from tests.conftest import ADMIN, CANARY_MARKER, Upstream, canary_guard, canary_key, sample_identifiers, text_of
 
 __all__ = ["CANARY_KEY", "CANARY_MARKER", "canary_guard", "canary_key"]
 
@@ -142,58 +136,30 @@ def delta(after: Books, before: Books) -> Books:
 
 # --- the sandbox's admin API -----------------------------------------------------------------------------------------
 
-# One connection pool for every admin call: a fresh client per call costs ~60 ms of TLS setup, even for http://.
-_ADMIN = httpx2.Client(timeout=30)
-
 
 @dataclass(frozen=True)
-class Sandbox:
-    """The sandbox as seen by one API key, through its admin endpoints (which bill nothing)."""
-
-    url: str
-    key: str
-
-    @property
-    def _auth(self) -> dict[str, str]:
-        return {"authorization": f"Bearer {self.key}"}
-
-    def ledger(self) -> dict[str, Any]:
-        response = _ADMIN.get(f"{self.url}/_sandbox/ledger", headers=self._auth)
-        response.raise_for_status()
-        return cast(dict[str, Any], response.json())
-
-    def billed(self) -> Decimal:
-        return Decimal(str(self.ledger().get("credits_billed", "0")))
-
-    def requests(self, endpoint: str) -> dict[str, int]:
-        return cast(dict[str, int], self.ledger().get("requests", {}).get(endpoint, {}))
+class Sandbox(Upstream):
+    """The sandbox as seen by one API key (conftest's `Upstream`), plus its fault and sample admin endpoints."""
 
     def total_requests(self, endpoint: str) -> int:
         return sum(self.requests(endpoint).values())
 
-    def bodies(self, endpoint: str) -> list[dict[str, Any]]:
-        recent = cast(list[dict[str, Any]], self.ledger().get("recent", []))
-        return [cast(dict[str, Any], r["body"]) for r in recent if r["endpoint"] == endpoint and r.get("body")]
-
     def arm(self, **rule: Any) -> None:
-        response = _ADMIN.post(f"{self.url}/_sandbox/faults", json=rule)
+        response = ADMIN.post(f"{self.url}/_sandbox/faults", json=rule)
         assert response.status_code == 200, response.text
 
     def clear_faults(self) -> None:
-        assert _ADMIN.delete(f"{self.url}/_sandbox/faults").status_code == 200
+        assert ADMIN.delete(f"{self.url}/_sandbox/faults").status_code == 200
 
     def fault_rules(self) -> list[dict[str, Any]]:
-        return cast(list[dict[str, Any]], _ADMIN.get(f"{self.url}/_sandbox/faults").json()["rules"])
+        return cast(list[dict[str, Any]], ADMIN.get(f"{self.url}/_sandbox/faults").json()["rules"])
 
     def applied(self) -> int:
         """How many times the armed fault rules fired."""
         return sum(int(rule["applied"]) for rule in self.fault_rules())
 
     def identifiers(self, kind: str, n: int, offset: int = 0) -> list[str]:
-        params: dict[str, str | int] = {"kind": kind, "n": n, "offset": offset}
-        response = _ADMIN.get(f"{self.url}/_sandbox/identifiers", params=params)
-        response.raise_for_status()
-        return cast(list[str], response.json()["identifiers"])
+        return sample_identifiers(self.url, kind, n, offset)
 
 
 async def in_flight(http: httpx2.AsyncClient, url: str) -> int:
@@ -259,55 +225,6 @@ class Listener:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)
-
-
-# --- the HTTP server with its whole stderr kept in a file ------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class LoggedHttpServer:
-    """`person-enrich-mcp --transport http` whose stderr goes to a file, so -vv logs never fill a pipe."""
-
-    def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.url = f"{self.base}/mcp"
-        self.log = log
-        command = [sys.executable, "-m", "person_enrich_mcp", *args, "--transport", "http", "--port", str(self.port)]
-        with log.open("w", encoding="utf-8") as sink:
-            self.process = subprocess.Popen(
-                command, env=get_default_environment() | env, stdout=subprocess.DEVNULL, stderr=sink, text=True
-            )
-        deadline = time.monotonic() + 30
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}: {self.output()[-3000:]}")
-            try:
-                if httpx2.get(f"{self.base}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx2.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("server did not answer /healthz in 30 s")
-            time.sleep(0.05)  # waiting for a subprocess to bind, bounded by the deadline above
-
-    def output(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
 
 
 def dumps(value: Any) -> str:

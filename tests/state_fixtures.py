@@ -23,6 +23,7 @@ import pytest
 from person_enrich_mcp.state import MemoryStore, StateStore
 from person_enrich_mcp.state.redis import RedisStore
 from person_enrich_mcp.state.sqlite import SQLiteStore
+from tests.http_helpers import free_port
 
 BACKENDS = ("memory", "sqlite", "redis")
 REDIS_MISSING = "redis-server not found: ./scripts/test installs it via .ci/run (apt-get install redis-server)"
@@ -43,13 +44,6 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def redis_command(port: int, command: str, timeout: float = 1.0) -> bytes:

@@ -36,11 +36,10 @@ from person_enrich_mcp.sandbox import SandboxServer
 from person_enrich_mcp.server import build_server
 from person_enrich_mcp.state import MemoryStore
 from tests.conftest import settings_for, text_of
-from tests.http_helpers import mcp_over_http, write_tokens
+from tests.http_helpers import HttpServer, mcp_over_http, write_tokens
 from tests.reliability_support import (  # canary_guard: autouse, imported to apply here
     CANARY_KEY,
     Listener,
-    LoggedHttpServer,
     Sandbox,
     canary_guard,  # noqa: F401  # pyright: ignore[reportUnusedImport]
     dumps,
@@ -202,7 +201,7 @@ async def test_http_mode_with_debug_logging_never_writes_the_canary_or_the_clien
         "PERSON_ENRICH_STATE_URL": f"sqlite:///{tmp_path / 'state.db'}",
         "PERSON_ENRICH_TIMEOUT": "0.5",
     }
-    server = LoggedHttpServer(env, tmp_path / "server.log", "-vv")
+    server = HttpServer(env, "-vv", log=tmp_path / "server.log")
     urls = canary_sandbox.identifiers("url", 6)
     results: list[CallToolResult] = []
     try:

@@ -23,7 +23,8 @@ from person_enrich_mcp.state import Account, BudgetSnapshot, MemoryStore, Reserv
 from person_enrich_mcp.state.base import WINDOW_BUCKETS
 from person_enrich_mcp.state.redis import RedisStore
 from person_enrich_mcp.state.sqlite import SQLiteStore
-from tests.state_fixtures import Backend, FakeClock, RedisServer, free_port
+from tests.http_helpers import free_port
+from tests.state_fixtures import Backend, FakeClock, RedisServer
 from tests.state_fixtures import backend as backend  # re-exported: the parametrized fixture
 from tests.state_fixtures import redis_server as redis_server  # re-exported: the session's redis-server
 
