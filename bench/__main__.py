@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 
 from bench import context, credits, footprint, overhead, throughput
-from bench.common import SIZES, Figures, Sizes, compile_sources
+from bench.common import SIZES, UNLIMITED_RPM, Figures, Sizes, compile_sources
 from bench.report import evaluate, table
 from person_enrich_mcp.sandbox import SandboxConfig, SandboxServer
 
@@ -36,7 +36,7 @@ async def _main(sizes: Sizes, only: tuple[str, ...]) -> Figures:
     compile_sources()  # start-up is timed as an installed package would start, with its bytecode written
     if "footprint" in only:
         footprint.ensure_reference()  # before any timing: the first run installs the reference server
-    with SandboxServer(SandboxConfig(people=sizes.people, rate_limits_enabled=False)) as sandbox:
+    with SandboxServer(SandboxConfig(people=sizes.people, **UNLIMITED_RPM)) as sandbox:
         steps: dict[str, Callable[[], Awaitable[Figures]]] = {
             "context": lambda: context.run(sandbox, sizes),
             "credits": lambda: credits.run(sandbox, sizes),

@@ -29,6 +29,22 @@ SERVER_COMMAND = str(BIN / "person-enrich-mcp")
 API_VERSION = "2025-11-01"
 # Budgets and thresholds that never get in a benchmark's way (the budget logic still runs on every call).
 UNLIMITED = "1000000"
+# Rate limits of a sandbox that never get in a benchmark's way. `rate_limits_enabled=False` alone is not enough: the
+# sandbox's `/account/endpoints` still lists its configured limits, and the server paces each endpoint at the
+# account's listed limit (its own settings can only lower it).
+UNLIMITED_RPM: dict[str, Any] = {
+    f"{endpoint}_rpm": 100_000 for endpoint in ("enrich", "contact", "live", "search", "autocomplete", "account")
+} | {"rate_limits_enabled": False}
+# The same for a sandbox process (`person-enrich-mcp sandbox` flags).
+UNLIMITED_RPM_FLAGS: tuple[str, ...] = (
+    "--no-rate-limit",
+    *(
+        arg
+        for name, value in UNLIMITED_RPM.items()
+        if name.endswith("_rpm")
+        for arg in (f"--{name.replace('_', '-')}", str(value))
+    ),
+)
 
 Figures = dict[str, float]
 

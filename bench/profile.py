@@ -20,7 +20,16 @@ from typing import Any
 import anyio
 from mcp import Client
 
-from bench.common import ROOT, SERVER_COMMAND, child_pid, new_key, sample_identifiers, server_env, stdio_params
+from bench.common import (
+    ROOT,
+    SERVER_COMMAND,
+    UNLIMITED_RPM,
+    child_pid,
+    new_key,
+    sample_identifiers,
+    server_env,
+    stdio_params,
+)
 from person_enrich_mcp.sandbox import SandboxConfig, SandboxServer
 
 PY_SPY_SPEC = "py-spy==0.4.3"
@@ -84,7 +93,7 @@ def summarise(collapsed: str, top: int) -> str:
 
 
 async def _profile(ids: int, seconds: float, top: int, output: Path) -> None:
-    with SandboxServer(SandboxConfig(rate_limits_enabled=False)) as sandbox:
+    with SandboxServer(SandboxConfig(**UNLIMITED_RPM)) as sandbox:
         urls = sample_identifiers(sandbox.url, "url", ids)
         env = server_env(sandbox.url, new_key("profile"), PERSON_ENRICH_CACHE_TTL="0")
         arguments: dict[str, Any] = {"professional_network_profile_urls": urls}

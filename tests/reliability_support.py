@@ -27,6 +27,14 @@ ZERO = Decimal(0)
 CANARY_KEY = f"sk-live-{CANARY_MARKER}-never-print-me"
 
 
+# Sandbox settings for "no rate limits": none enforced, and none listed worth pacing at. The sandbox's account
+# endpoints list the configured limits, and the server paces each endpoint at the account's listed limit (its own
+# settings can only lower it), so `rate_limits_enabled=False` alone would still hold enrich to 15 a minute.
+NO_RATE_LIMITS: dict[str, Any] = {
+    f"{endpoint}_rpm": 100_000 for endpoint in ("enrich", "contact", "live", "search", "autocomplete", "account")
+} | {"rate_limits_enabled": False}
+
+
 # Phrases the server's messages use to tell the model what to do next (errors.py, budget.py, tools/).
 NEXT_STEPS = (
     "retry",

@@ -1,4 +1,5 @@
-"""PersonAPI over httpx2.MockTransport (status mapping, retries, headers, body, key secrecy) and the RateLimiter."""
+"""PersonAPI over httpx2.MockTransport (one method per endpoint: status mapping, retries, billed answers, headers,
+bodies, key secrecy) and the RateLimiter (per-endpoint buckets, the key-wide ceiling, upstream hints)."""
 
 from __future__ import annotations
 
@@ -16,13 +17,18 @@ import pytest
 from pydantic import SecretStr
 
 from person_enrich_mcp.api import (
+    ACCOUNT,
+    AUTOCOMPLETE,
+    CONTACT,
     ENRICH,
+    LIVE,
     SEARCH,
     EnrichEntry,
     PersonAPI,
     RateLimiter,
     RateLimitInfo,
     RetryPolicy,
+    SearchRequest,
     map_status,
 )
 from person_enrich_mcp.api.limiter import WINDOW_GUARD
@@ -34,6 +40,7 @@ from person_enrich_mcp.errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
+    EndpointMissingError,
     InsufficientCreditsError,
     LocalRateLimitError,
     NotFoundError,
@@ -55,9 +62,10 @@ NO_RETRIES = RetryPolicy(max_retries=0, max_rate_limited_retries=0)
 Step = Callable[[httpx2.Request], httpx2.Response]
 
 GUARDED_WINDOW = 60.0 * (1 + WINDOW_GUARD)
+ALL_ENDPOINTS = (ENRICH, CONTACT, LIVE, SEARCH, AUTOCOMPLETE, ACCOUNT)
 
 
-# --- fakes ---------------------------------------------------------------------------------------------------------
+# --- fakes ------------------------------------------------------------------------------------------------------------
 
 
 class FakeTime:
@@ -148,7 +156,7 @@ async def harness(
 
     limiter = RateLimiter(
         MemoryStore(clock=time.clock),
-        limits=limits or {ENRICH: 1000, SEARCH: 1000},
+        limits=limits or dict.fromkeys(ALL_ENDPOINTS, 1000),
         window_seconds=60.0,
         max_wait=limiter_max_wait,
         bucket_prefix="test",
@@ -172,17 +180,24 @@ async def harness(
 
 
 async def enrich(h: Harness, identifiers: list[str] | None = None) -> list[EnrichEntry]:
-    result = await h.api.enrich(
-        match_type="professional_network_profile_url", identifiers=identifiers or URLS, fields=["basic_profile"]
-    )
+    result = await h.api.enrich_profiles(identifiers or URLS, ["basic_profile"])
     return result.data
+
+
+NAME_FILTER: dict[str, object] = {"field": "basic_profile.name", "type": "=", "value": "Jane"}
+PROFILE_URL = "social_handles.professional_network_identifier.profile_url"
+
+
+def page_request(*, limit: int = 10) -> SearchRequest:
+    """One page of a search for a name, asking only for profile URLs."""
+    return SearchRequest(filters=NAME_FILTER, limit=limit, fields=[PROFILE_URL])
 
 
 def _all_text(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc)) + repr(exc) + str(exc)
 
 
-# --- success ---------------------------------------------------------------------------------------------------------
+# --- success ----------------------------------------------------------------------------------------------------------
 
 
 async def test_enrich_parses_entries_credits_request_id_and_rate_limit_headers() -> None:
@@ -194,9 +209,7 @@ async def test_enrich_parses_entries_credits_request_id_and_rate_limit_headers()
         "x-ratelimit-reset": "60",
     }
     async with harness([reply(200, entries(*URLS), headers)]) as h:
-        result = await h.api.enrich(
-            match_type="professional_network_profile_url", identifiers=URLS, fields=["basic_profile"]
-        )
+        result = await h.api.enrich_profiles(URLS, ["basic_profile"])
 
     assert [e.matched_on for e in result.data] == URLS
     assert result.data[0].matches[0].person_data == {"basic_profile": {"name": "jane-doe"}}
@@ -215,7 +228,7 @@ async def test_a_no_match_is_an_entry_with_empty_matches() -> None:
 
 async def test_without_a_credits_header_the_credits_are_unknown() -> None:
     async with harness([reply(200, entries(*URLS))]) as h:
-        result = await h.api.enrich(match_type="professional_network_profile_url", identifiers=URLS, fields=[])
+        result = await h.api.enrich_profiles(URLS, ["basic_profile"])
 
     assert result.credits_used is None
     assert result.rate_limit is None
@@ -224,7 +237,7 @@ async def test_without_a_credits_header_the_credits_are_unknown() -> None:
 @pytest.mark.parametrize("value", ["abc", "-1", "NaN", "Infinity", ""])
 async def test_an_unreadable_credits_header_is_treated_as_absent(value: str) -> None:
     async with harness([reply(200, entries(*URLS), {"x-credits-used": value})]) as h:
-        result = await h.api.enrich(match_type="professional_network_profile_url", identifiers=URLS, fields=[])
+        result = await h.api.enrich_profiles(URLS, ["basic_profile"])
 
     assert result.credits_used is None
 
@@ -232,7 +245,7 @@ async def test_an_unreadable_credits_header_is_treated_as_absent(value: str) -> 
 async def test_a_404_on_enrich_reads_as_no_match_for_every_identifier() -> None:
     body = {"error": {"type": "not_found", "message": "No data found"}}
     async with harness([reply(404, body, {"x-request-id": "req-404"})]) as h:
-        result = await h.api.enrich(match_type="business_email", identifiers=["a@acme.com", "b@acme.com"], fields=[])
+        result = await h.api.enrich_overview("business_email", ["a@acme.com", "b@acme.com"], [])
 
     assert [(e.matched_on, e.match_type, e.matches) for e in result.data] == [
         ("a@acme.com", "business_email", []),
@@ -246,13 +259,13 @@ async def test_a_404_on_enrich_reads_as_no_match_for_every_identifier() -> None:
 async def test_a_404_on_search_is_an_error() -> None:
     async with harness([reply(404, {"error": {"type": "not_found", "message": "nothing"}})]) as h:
         with pytest.raises(NotFoundError):
-            await h.api.search(filters={}, sorts=[], limit=10, cursor=None, fields=[])
+            await h.api.search(page_request())
 
 
 async def test_search_parses_one_page() -> None:
     page = {"profiles": [{"basic_profile": {"name": "Jane"}}], "next_cursor": "c2", "total_count": 41}
     async with harness([reply(200, page, {"x-credits-used": "0.03"})]) as h:
-        result = await h.api.search(filters={"op": "and", "conditions": []}, sorts=[], limit=1, cursor=None, fields=[])
+        result = await h.api.search(page_request(limit=1))
 
     assert result.data.profiles == [{"basic_profile": {"name": "Jane"}}]
     assert result.data.next_cursor == "c2"
@@ -385,6 +398,112 @@ def test_map_status_survives_a_body_that_is_not_an_object() -> None:
 
     assert isinstance(error, ServerError)
     assert str(error) == "HTTP 500"
+
+
+DENIED_METADATA = {
+    "object": {"denied_fields": ["skills", "honors"]},
+    "list of entries": [{"denied_fields": ["skills"]}, {"denied_fields": ["honors", "skills"]}],
+}
+
+
+@pytest.mark.parametrize("metadata", list(DENIED_METADATA.values()), ids=list(DENIED_METADATA))
+async def test_a_403_names_its_denied_fields_in_either_metadata_shape(metadata: object) -> None:
+    body = {"error": {"type": "permission_error", "message": "Access denied to fields", "metadata": metadata}}
+    async with harness([reply(403, body)]) as h:
+        with pytest.raises(PermissionDeniedError) as caught:
+            await enrich(h)
+
+    assert caught.value.denied_fields == ("skills", "honors")
+    assert len(h.requests) == 1
+
+
+def test_map_status_skips_list_entries_that_are_not_objects() -> None:
+    metadata: list[object] = ["skills", {"denied_fields": ["honors"]}, None, {"other": 1}]
+    body = {"error": {"type": "permission_error", "message": "no", "metadata": metadata}}
+
+    error = map_status(403, json.dumps(body).encode(), None)
+
+    assert isinstance(error, PermissionDeniedError)
+    assert error.denied_fields == ("honors",)
+
+
+# --- billed error answers ---------------------------------------------------------------------------------------------
+
+
+BILLED_ERRORS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    402: InsufficientCreditsError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: RateLimitError,
+    500: ServerError,
+    503: ServerError,
+}
+
+
+@pytest.mark.parametrize(("status", "expected"), list(BILLED_ERRORS.items()), ids=[str(s) for s in BILLED_ERRORS])
+async def test_the_credits_an_error_answer_reports_are_carried_on_the_exception(
+    status: int, expected: type[APIStatusError]
+) -> None:
+    headers = {"x-credits-used": "0.75", "x-request-id": "req-e"}
+    async with harness([reply(status, {"error": {"message": "nope"}}, headers)], retry=NO_RETRIES) as h:
+        with pytest.raises(APIStatusError) as caught:
+            await h.api.search(page_request())
+
+    assert type(caught.value) is expected
+    assert caught.value.credits_used == Decimal("0.75")
+    assert caught.value.request_id == "req-e"
+
+
+@pytest.mark.parametrize("status", [400, 403, 429, 503])
+async def test_an_error_answer_without_a_credits_header_carries_unknown_credits(status: int) -> None:
+    async with harness([reply(status, b"")], retry=NO_RETRIES) as h:
+        with pytest.raises(APIStatusError) as caught:
+            await h.api.search(page_request())
+
+    assert caught.value.credits_used is None
+
+
+async def test_a_404_on_enrich_carries_the_credits_it_reported_into_the_no_match_result() -> None:
+    async with harness([reply(404, {"error": {"message": "No data"}}, {"x-credits-used": "0.5"})]) as h:
+        result = await h.api.enrich_profiles(URLS, ["basic_profile"])
+
+    assert result.credits_used == Decimal("0.5")
+    assert all(e.matches == [] for e in result.data)
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503])
+async def test_a_retryable_status_that_reported_credits_is_not_retried(status: int) -> None:
+    headers = {"x-credits-used": "2", "x-ratelimit-reset": "1"}
+    async with harness([reply(status, {"error": {"message": "try later"}}, headers), OK]) as h:
+        with pytest.raises(APIStatusError) as caught:
+            await enrich(h)
+
+    assert len(h.requests) == 1
+    assert h.api_sleeps.waits == []
+    assert caught.value.status_code == status
+    assert caught.value.credits_used == Decimal(2)
+
+
+@pytest.mark.parametrize("credits", ["0", "0.0", None])
+@pytest.mark.parametrize("status", [429, 500, 503])
+async def test_a_retryable_status_that_reported_no_credits_is_retried(status: int, credits: str | None) -> None:
+    headers = {"x-ratelimit-reset": "1"} | ({"x-credits-used": credits} if credits is not None else {})
+    async with harness([reply(status, b"", headers), OK]) as h:
+        data = await enrich(h)
+
+    assert len(data) == 2
+    assert len(h.requests) == 2
+    assert len(h.api_sleeps.waits) == 1
+
+
+async def test_a_billed_answer_after_an_unbilled_retry_stops_the_retries() -> None:
+    async with harness([reply(503, b""), reply(503, b"", {"x-credits-used": "1"}), OK]) as h:
+        with pytest.raises(ServerError) as caught:
+            await enrich(h)
+
+    assert len(h.requests) == 2
+    assert caught.value.credits_used == Decimal(1)
 
 
 # --- retries ----------------------------------------------------------------------------------------------------------
@@ -567,7 +686,7 @@ async def test_json_of_the_wrong_shape_on_search_carries_the_credits_used() -> N
     wrong: list[object] = [{"profiles": []}]
     async with harness([reply(200, wrong, {"x-credits-used": "0.3"})]) as h:
         with pytest.raises(APIResponseError) as caught:
-            await h.api.search(filters={}, sorts=[], limit=10, cursor=None, fields=[])
+            await h.api.search(page_request())
 
     assert caught.value.credits_used == Decimal("0.3")
 
@@ -594,7 +713,7 @@ async def test_an_answer_cut_off_mid_body_is_not_retried_and_carries_the_credits
 @pytest.mark.parametrize("value", ["inf", "1e400"])
 async def test_a_non_finite_rate_limit_header_does_not_lose_a_billed_answer(header: str, value: str) -> None:
     async with harness([reply(200, entries(*URLS), {header: value, "x-credits-used": "2"})]) as h:
-        result = await h.api.enrich(match_type="professional_network_profile_url", identifiers=URLS, fields=[])
+        result = await h.api.enrich_profiles(URLS, ["basic_profile"])
 
     assert result.credits_used == Decimal(2)
     assert len(result.data) == 2
@@ -622,7 +741,7 @@ async def test_every_request_carries_the_documented_headers() -> None:
 
     async with harness([routed]) as h:
         await enrich(h)
-        await h.api.search(filters={}, sorts=[], limit=1, cursor=None, fields=[])
+        await h.api.search(page_request(limit=1))
 
     for request in h.requests:
         assert request.method == "POST"
@@ -649,41 +768,48 @@ async def test_a_base_url_with_a_path_prefix_keeps_it() -> None:
     assert str(h.requests[0].url) == "https://gateway.test/crust/v2/person/enrich"
 
 
-async def test_enrich_body_sends_only_the_identifiers_and_explicit_fields_by_default() -> None:
+async def test_enrich_profiles_sends_only_the_profile_urls_and_the_groups() -> None:
     async with harness([OK]) as h:
-        await h.api.enrich(
-            match_type="professional_network_profile_url", identifiers=URLS, fields=["basic_profile", "contact"]
-        )
+        await h.api.enrich_profiles(URLS, ["basic_profile", "experience"])
 
-    assert h.body() == {"professional_network_profile_urls": URLS, "fields": ["basic_profile", "contact"]}
+    assert h.requests[0].url.path == "/person/enrich"
+    assert h.body() == {"professional_network_profile_urls": URLS, "fields": ["basic_profile", "experience"]}
+
+
+async def test_enrich_profiles_refuses_a_group_outside_the_vocabulary_without_sending() -> None:
+    async with harness([OK]) as h:
+        with pytest.raises(ValueError, match=r"contact\.business_emails"):
+            await h.api.enrich_profiles(URLS, ["basic_profile", "contact.business_emails"])
+
+    assert h.requests == []
 
 
 async def test_an_empty_fields_list_is_still_sent_explicitly() -> None:
     async with harness([OK]) as h:
-        await h.api.enrich(match_type="professional_network_profile_url", identifiers=URLS, fields=[])
+        await h.api.enrich_overview("professional_network_profile_url", URLS, [])
 
-    assert h.body()["fields"] == []
+    assert h.body() == {"professional_network_profile_urls": URLS, "fields": []}
 
 
-async def test_email_lookups_send_business_emails_and_the_threshold_when_given() -> None:
+async def test_overview_email_lookups_send_business_emails_and_the_threshold_when_given() -> None:
     async with harness([OK]) as h:
-        await h.api.enrich(
-            match_type="business_email",
-            identifiers=["jane@acme.com"],
-            fields=["basic_profile"],
-            min_similarity_score=0.8,
-        )
-        await h.api.enrich(
-            match_type="business_email",
-            identifiers=["jane@acme.com"],
-            fields=["basic_profile"],
-            min_similarity_score=0.0,
-        )
-        await h.api.enrich(match_type="business_email", identifiers=["jane@acme.com"], fields=["basic_profile"])
+        await h.api.enrich_overview("business_email", ["jane@acme.com"], ["basic_profile"], min_similarity_score=0.8)
+        await h.api.enrich_overview("business_email", ["jane@acme.com"], ["basic_profile"], min_similarity_score=0.0)
+        await h.api.enrich_overview("business_email", ["jane@acme.com"], ["basic_profile"])
 
     assert h.body(0) == {"business_emails": ["jane@acme.com"], "fields": ["basic_profile"], "min_similarity_score": 0.8}
     assert h.body(1)["min_similarity_score"] == 0.0
     assert "min_similarity_score" not in h.body(2)
+    assert {r.url.path for r in h.requests} == {"/person/enrich"}
+
+
+async def test_overview_lookups_send_contact_paths_as_they_are() -> None:
+    async with harness([OK]) as h:
+        await h.api.enrich_overview(
+            "business_email", ["jane@acme.com"], ["basic_profile.name", "contact.phone_numbers"]
+        )
+
+    assert h.body() == {"business_emails": ["jane@acme.com"], "fields": ["basic_profile.name", "contact.phone_numbers"]}
 
 
 @pytest.mark.parametrize(
@@ -695,14 +821,14 @@ async def test_email_lookups_send_business_emails_and_the_threshold_when_given()
         (True, True, {"force_fetch": True, "enrich_realtime": True}),
     ],
 )
-async def test_live_flags_are_sent_only_when_true(
+async def test_overview_refresh_flags_are_sent_only_when_true(
     force_fetch: bool, enrich_realtime: bool, expected: dict[str, object]
 ) -> None:
     async with harness([OK]) as h:
-        await h.api.enrich(
-            match_type="professional_network_profile_url",
-            identifiers=URLS[:1],
-            fields=["basic_profile"],
+        await h.api.enrich_overview(
+            "professional_network_profile_url",
+            URLS[:1],
+            ["basic_profile"],
             force_fetch=force_fetch,
             enrich_realtime=enrich_realtime,
         )
@@ -712,21 +838,364 @@ async def test_live_flags_are_sent_only_when_true(
 
 async def test_search_body_sends_sorts_and_cursor_only_when_given() -> None:
     page = reply(200, {"profiles": []})
-    filters: dict[str, object] = {"column": "basic_profile.name", "type": "=", "value": "Jane"}
     async with harness([page]) as h:
-        await h.api.search(filters=filters, sorts=[], limit=5, cursor=None, fields=["basic_profile.name"])
+        await h.api.search(SearchRequest(filters=NAME_FILTER, limit=5, fields=["basic_profile.name"]))
         await h.api.search(
-            filters=filters, sorts=[{"column": "x", "order": "asc"}], limit=5, cursor="abc", fields=["basic_profile"]
+            SearchRequest(
+                filters=NAME_FILTER,
+                limit=5,
+                fields=["basic_profile"],
+                sorts=[{"field": "basic_profile.name", "order": "asc"}],
+                cursor="abc",
+            )
         )
 
-    assert h.body(0) == {"filters": filters, "limit": 5, "fields": ["basic_profile.name"]}
+    assert h.body(0) == {"filters": NAME_FILTER, "limit": 5, "fields": ["basic_profile.name"]}
     assert h.body(1) == {
-        "filters": filters,
+        "filters": NAME_FILTER,
         "limit": 5,
         "fields": ["basic_profile"],
-        "sorts": [{"column": "x", "order": "asc"}],
+        "sorts": [{"field": "basic_profile.name", "order": "asc"}],
         "cursor": "abc",
     }
+    assert {r.url.path for r in h.requests} == {"/person/search"}
+
+
+async def test_search_body_sends_exclusions_explain_and_preview_only_when_set() -> None:
+    page = reply(200, {"profiles": []})
+    async with harness([page]) as h:
+        await h.api.search(
+            SearchRequest(
+                filters=NAME_FILTER, limit=5, fields=[PROFILE_URL], exclude_profiles=URLS, explain=True, preview=True
+            )
+        )
+
+    assert h.body() == {
+        "filters": NAME_FILTER,
+        "limit": 5,
+        "fields": [PROFILE_URL],
+        "post_processing": {"exclude_profiles": URLS},
+        "explain": True,
+        "preview": True,
+    }
+
+
+async def test_search_carries_the_explain_remarks() -> None:
+    remarks = {"no_match": "basic_profile.name = Jane"}
+    async with harness([reply(200, {"profiles": [], "next_cursor": None, "total_count": 0, "remarks": remarks})]) as h:
+        result = await h.api.search(page_request())
+
+    assert result.data.remarks == remarks
+    assert result.data.profiles == []
+
+
+async def test_autocomplete_sends_field_query_and_limit_and_parses_suggestions() -> None:
+    answer = {"suggestions": [{"value": "CEO", "document_count": 1046463}, {"value": "Chief Executive"}]}
+    async with harness([reply(200, answer)]) as h:
+        result = await h.api.autocomplete("basic_profile.headline", "ce", 5)
+
+    assert h.requests[0].url.path == "/person/search/autocomplete"
+    assert h.body() == {"field": "basic_profile.headline", "query": "ce", "limit": 5}
+    assert [(s.value, s.document_count) for s in result.data.suggestions] == [
+        ("CEO", 1046463),
+        ("Chief Executive", None),
+    ]
+
+
+# --- contact enrich and live enrich -----------------------------------------------------------------------------------
+
+
+def contact_entries(*emails: str) -> list[dict[str, object]]:
+    return [
+        {
+            "matched_on": e,
+            "match_type": "business_email",
+            "matches": [{"confidence_score": 0.9, "person_data": {"contact": {"phone_numbers": ["+1 555"]}}}],
+        }
+        for e in emails
+    ]
+
+
+async def test_enrich_contacts_sends_only_the_tiers_given() -> None:
+    async with harness([reply(200, contact_entries("jane@acme.com"), {"x-credits-used": "2"})]) as h:
+        result = await h.api.enrich_contacts("business_email", ["jane@acme.com"], ["contact.phone_numbers"])
+
+    assert h.requests[0].url.path == "/person/contact/enrich"
+    assert h.body() == {"business_emails": ["jane@acme.com"], "fields": ["contact.phone_numbers"]}
+    assert result.data[0].matches[0].person_data == {"contact": {"phone_numbers": ["+1 555"]}}
+    assert result.credits_used == Decimal(2)
+
+
+async def test_enrich_contacts_by_profile_url_with_verification_sends_the_verified_flag() -> None:
+    async with harness([OK]) as h:
+        await h.api.enrich_contacts(
+            "professional_network_profile_url",
+            URLS,
+            ["contact.business_emails", "contact.personal_emails"],
+            verified=True,
+        )
+
+    assert h.body() == {
+        "professional_network_profile_urls": URLS,
+        "fields": ["contact.business_emails", "contact.personal_emails"],
+        "verified": True,
+    }
+
+
+async def test_enrich_contacts_refuses_empty_tiers_and_sends_nothing() -> None:
+    async with harness([OK]) as h:
+        with pytest.raises(ValueError, match="explicit tiers"):
+            await h.api.enrich_contacts("business_email", ["jane@acme.com"], [])
+
+    assert h.requests == []
+
+
+async def test_enrich_contacts_refuses_a_tier_outside_the_vocabulary_and_sends_nothing() -> None:
+    async with harness([OK]) as h:
+        with pytest.raises(ValueError, match="basic_profile"):
+            await h.api.enrich_contacts("business_email", ["jane@acme.com"], ["contact.phone_numbers", "basic_profile"])
+
+    assert h.requests == []
+
+
+async def test_a_404_on_contact_enrich_reads_as_no_match_for_every_identifier() -> None:
+    async with harness([reply(404, {"error": {"message": "No data found"}})]) as h:
+        result = await h.api.enrich_contacts("business_email", ["a@acme.com"], ["contact.business_emails"])
+
+    assert [(e.matched_on, e.match_type, e.matches) for e in result.data] == [("a@acme.com", "business_email", [])]
+    assert len(h.requests) == 1
+
+
+async def test_a_bare_404_on_contact_enrich_is_checked_for_free_and_a_missing_route_is_an_error() -> None:
+    async with harness([reply(404, {"message": "Not Found"})]) as h:
+        with pytest.raises(EndpointMissingError, match="/person/contact/enrich"):
+            await h.api.enrich_contacts("business_email", ["a@acme.com"], ["contact.business_emails"])
+
+    assert [r.url.path for r in h.requests] == ["/person/contact/enrich", "/person/contact/enrich"]
+    assert json.loads(h.requests[1].content) == {}  # the free check: an empty body
+
+
+async def test_a_bare_404_on_live_enrich_where_the_route_exists_reads_as_no_match() -> None:
+    async with harness([reply(404, {"message": "Not Found"}), reply(400, {"error": {"message": "missing"}})]) as h:
+        result = await h.api.enrich_live(URLS[:1], ["basic_profile"])
+
+    assert [e.matches for e in result.data] == [[]]
+    assert len(h.requests) == 2
+
+
+async def test_a_bare_404_on_profile_enrich_is_no_match_without_a_check() -> None:
+    async with harness([reply(404, {"message": "Not Found"})]) as h:
+        result = await h.api.enrich_profiles(URLS[:1], ["basic_profile"])
+
+    assert [e.matches for e in result.data] == [[]]
+    assert len(h.requests) == 1
+
+
+async def test_enrich_live_posts_profile_urls_and_groups_to_the_live_endpoint() -> None:
+    async with harness([reply(200, entries(*URLS), {"x-credits-used": "14"})]) as h:
+        result = await h.api.enrich_live(URLS, ["basic_profile", "experience"])
+
+    assert h.requests[0].method == "POST"
+    assert h.requests[0].url.path == "/person/professional_network/enrich/live"
+    assert h.body() == {"professional_network_profile_urls": URLS, "fields": ["basic_profile", "experience"]}
+    assert [e.matched_on for e in result.data] == URLS
+    assert result.credits_used == Decimal(14)
+
+
+async def test_enrich_live_refuses_a_group_outside_the_vocabulary_without_sending() -> None:
+    async with harness([OK]) as h:
+        with pytest.raises(ValueError, match="contact"):
+            await h.api.enrich_live(URLS, ["contact"])
+
+    assert h.requests == []
+
+
+# --- account endpoints ------------------------------------------------------------------------------------------------
+
+
+LISTING: dict[str, object] = {
+    "api_version": "2025-11-01",
+    "token_limit_rpm": 120,
+    "endpoints": [
+        {
+            "path": "/person/enrich",
+            "category": "Person",
+            "status": "enabled",
+            "effective_rate_limit_rpm": 30,
+            "base_credits": 1,
+            "premium_fields": [{"field": "dev_platform_profiles", "credits": 1.5}],
+            "fields": {"enabled": ["basic_profile.name", "experience"], "disabled": ["social_posts"]},
+        },
+        {"path": "/person/contact/enrich", "category": "Person", "status": "not_enabled"},
+        {"path": "/person/professional_network/enrich/live", "status": "disabled", "effective_rate_limit_rpm": None},
+    ],
+}
+
+
+async def test_account_endpoints_sends_a_get_filtered_by_category() -> None:
+    async with harness([reply(200, LISTING, {"x-request-id": "req-acct"})]) as h:
+        result = await h.api.account_endpoints(category="Person")
+
+    request = h.requests[0]
+    assert request.method == "GET"
+    assert request.url.path == "/account/endpoints"
+    assert dict(request.url.params) == {"category": "Person"}
+    assert request.content == b""
+    assert request.headers["x-api-version"] == "2025-11-01"
+    assert result.request_id == "req-acct"
+
+
+async def test_account_endpoints_without_a_category_sends_no_query() -> None:
+    async with harness([reply(200, {"endpoints": []})]) as h:
+        result = await h.api.account_endpoints()
+
+    assert h.requests[0].url.query == b""
+    assert result.data.endpoints == []
+    assert result.data.token_limit_rpm is None
+
+
+async def test_account_endpoints_parses_the_listing() -> None:
+    async with harness([reply(200, LISTING)]) as h:
+        listing = (await h.api.account_endpoints(category="Person")).data
+
+    enrich_entry, contact_entry, live_entry = listing.endpoints
+    assert listing.api_version == "2025-11-01"
+    assert listing.token_limit_rpm == 120
+    assert [e.path for e in listing.endpoints] == [
+        "/person/enrich",
+        "/person/contact/enrich",
+        "/person/professional_network/enrich/live",
+    ]
+    assert [e.enabled for e in listing.endpoints] == [True, False, False]
+    assert enrich_entry.effective_rate_limit_rpm == 30
+    assert enrich_entry.base_credits == Decimal(1)
+    assert [(p.field, p.credits) for p in enrich_entry.premium_fields] == [("dev_platform_profiles", Decimal("1.5"))]
+    assert enrich_entry.fields is not None
+    assert enrich_entry.fields.enabled == ["basic_profile.name", "experience"]
+    assert enrich_entry.fields.disabled == ["social_posts"]
+    # Everything but the path is optional.
+    assert (contact_entry.base_credits, contact_entry.premium_fields, contact_entry.fields) == (None, [], None)
+    assert live_entry.category is None
+    assert live_entry.effective_rate_limit_rpm is None
+
+
+@pytest.mark.parametrize(
+    ("status", "enabled"),
+    [("enabled", True), ("ENABLED ", True), ("not_enabled", False), ("disabled", False), ("unknown", False)],
+)
+async def test_only_an_enabled_status_makes_an_endpoint_callable(status: str, enabled: bool) -> None:
+    async with harness([reply(200, {"endpoints": [{"path": "/person/search", "status": status}]})]) as h:
+        listing = (await h.api.account_endpoints(category="Person")).data
+
+    assert listing.endpoints[0].enabled is enabled
+
+
+@pytest.mark.parametrize("body", [[], {"endpoints": "none"}, {"endpoints": [{"status": "enabled"}]}])
+async def test_an_account_listing_of_the_wrong_shape_is_a_response_error(body: object) -> None:
+    async with harness([reply(200, body, {"x-request-id": "req-bad"})]) as h:
+        with pytest.raises(APIResponseError) as caught:
+            await h.api.account_endpoints(category="Person")
+
+    assert caught.value.request_id == "req-bad"
+
+
+async def test_user_credits_parses_a_fractional_balance_exactly() -> None:
+    async with harness([reply(200, {"credits": 12.5})]) as h:
+        result = await h.api.user_credits()
+
+    assert result.data.credits == Decimal("12.5")
+    assert isinstance(result.data.credits, Decimal)
+    assert h.requests[0].method == "GET"
+    assert h.requests[0].url.path == "/user/credits"
+
+
+async def test_user_credits_keeps_a_decimal_fraction_without_float_drift() -> None:
+    async with harness([reply(200, b'{"credits": 9406.03}')]) as h:
+        result = await h.api.user_credits()
+
+    assert result.data.credits == Decimal("9406.03")
+
+
+@pytest.mark.parametrize("body", [{}, {"credits": "lots"}, {"account": {"credits": 5}}])
+async def test_user_credits_of_the_wrong_shape_is_a_response_error(body: object) -> None:
+    async with harness([reply(200, body)]) as h:
+        with pytest.raises(APIResponseError):
+            await h.api.user_credits()
+
+
+async def test_contact_route_exists_when_an_empty_request_is_a_400() -> None:
+    async with harness([reply(400, {"error": {"type": "invalid_request", "message": "fields required"}})]) as h:
+        exists = await h.api.contact_route_exists()
+
+    assert exists is True
+    assert h.requests[0].method == "POST"
+    assert h.requests[0].url.path == "/person/contact/enrich"
+    assert h.body() == {}
+    assert len(h.requests) == 1
+
+
+async def test_contact_route_does_not_exist_when_an_empty_request_is_a_404() -> None:
+    async with harness([reply(404, {"message": "Not Found"})]) as h:
+        exists = await h.api.contact_route_exists()
+
+    assert exists is False
+    assert len(h.requests) == 1
+
+
+async def test_contact_route_exists_when_the_plan_lacks_it_and_the_answer_is_a_403() -> None:
+    denied = {"error": {"type": "permission_error", "message": "Your plan does not include /person/contact/enrich"}}
+    async with harness([reply(403, denied)]) as h:
+        exists = await h.api.contact_route_exists()
+
+    assert exists is True
+    assert len(h.requests) == 1
+
+
+async def test_a_redirect_answer_to_the_contact_route_probe_decides_nothing() -> None:
+    async with harness([reply(308, b"", {"location": "https://elsewhere.test/"})]) as h:
+        exists = await h.api.contact_route_exists()
+
+    assert exists is None
+    assert len(h.requests) == 1  # not followed
+
+
+async def test_a_rejected_key_is_raised_by_the_contact_route_probe_not_read_as_unknown() -> None:
+    async with harness([reply(401, {"message": "Invalid API key in request"})]) as h:
+        with pytest.raises(AuthenticationError):
+            await h.api.contact_route_exists()
+
+
+async def test_contact_route_is_unknown_after_5xx_retries_run_out() -> None:
+    async with harness([reply(500, b"")], retry=RetryPolicy(max_retries=2)) as h:
+        exists = await h.api.contact_route_exists()
+
+    assert exists is None
+    assert len(h.requests) == 3
+
+
+async def test_contact_route_is_unknown_when_the_upstream_is_unreachable() -> None:
+    async with harness([fail(httpx2.ConnectError, "refused")], retry=RetryPolicy(max_retries=1)) as h:
+        exists = await h.api.contact_route_exists()
+
+    assert exists is None
+    assert len(h.requests) == 2
+
+
+async def test_account_reads_carry_the_documented_headers() -> None:
+    def routed(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path == "/user/credits":
+            return httpx2.Response(200, json={"credits": 1})
+        return httpx2.Response(200, json={"endpoints": []})
+
+    async with harness([routed]) as h:
+        await h.api.account_endpoints(category="Person")
+        await h.api.user_credits()
+
+    assert [(r.method, r.url.path) for r in h.requests] == [("GET", "/account/endpoints"), ("GET", "/user/credits")]
+    for request in h.requests:
+        assert request.headers["authorization"] == f"Bearer {CANARY}"
+        assert request.headers["x-api-version"] == "2025-11-01"
+        assert request.headers["user-agent"] == USER_AGENT
 
 
 # --- the key stays secret ---------------------------------------------------------------------------------------------
@@ -914,3 +1383,180 @@ async def test_the_client_refuses_without_sending_when_its_limiter_would_wait_to
             await enrich(h)
 
     assert len(h.requests) == 1
+
+
+# --- the key-wide ceiling and per-endpoint buckets --------------------------------------------------------------------
+
+
+class RecordingSlots(MemoryStore):
+    """A MemoryStore that records every bucket a slot was asked of, and whether it was granted."""
+
+    def __init__(self, time: FakeTime) -> None:
+        super().__init__(clock=time.clock)
+        self.taken: list[tuple[str, bool]] = []
+
+    async def take_slot(self, bucket: str, limit: int, window_seconds: float) -> float:
+        pause = await super().take_slot(bucket, limit, window_seconds)
+        self.taken.append((bucket, pause <= 0))
+        return pause
+
+
+def test_update_replaces_the_named_limits_and_limit_reports_them() -> None:
+    time = FakeTime()
+    limiter = _limiter(time, Sleeper(time), limit=2)
+
+    limiter.update({ENRICH: 7, CONTACT: 3}, total=50)
+
+    assert limiter.limit(ENRICH) == 7
+    assert limiter.limit(CONTACT) == 3
+    assert limiter.limit(SEARCH) == 2
+    assert limiter.total == 50
+
+
+def test_update_without_a_total_removes_the_ceiling() -> None:
+    time = FakeTime()
+    limiter = _limiter(time, Sleeper(time))
+    limiter.update({}, total=10)
+
+    limiter.update({ENRICH: 5})
+
+    assert limiter.total is None
+    assert limiter.limit(ENRICH) == 5
+
+
+async def test_without_a_total_no_request_takes_a_key_wide_slot() -> None:
+    time = FakeTime()
+    slots = RecordingSlots(time)
+    limiter = _limiter(time, Sleeper(time), limit=5, store=slots)
+
+    await limiter.acquire(ENRICH)
+    await limiter.acquire(SEARCH)
+
+    assert slots.taken == [("t:enrich", True), ("t:search", True)]
+
+
+async def test_with_a_total_every_request_also_takes_a_key_wide_slot() -> None:
+    time = FakeTime()
+    slots = RecordingSlots(time)
+    limiter = _limiter(time, Sleeper(time), limit=5, store=slots)
+    limiter.update({}, total=10)
+
+    await limiter.acquire(ENRICH)
+    await limiter.acquire(SEARCH)
+
+    assert slots.taken == [("t:enrich", True), ("t:*", True), ("t:search", True), ("t:*", True)]
+
+
+async def test_the_total_paces_requests_across_endpoints() -> None:
+    time = FakeTime()
+    sleeper = Sleeper(time)
+    limiter = _limiter(time, sleeper, limit=10)
+    limiter.update({}, total=2)
+
+    first = [await limiter.acquire(ENRICH), await limiter.acquire(SEARCH)]
+    third = await limiter.acquire(ENRICH)
+
+    assert first == [0.0, 0.0]
+    assert GUARDED_WINDOW <= third <= GUARDED_WINDOW + 0.25
+    assert sleeper.waits == [third]
+
+
+async def test_waiting_for_the_total_never_takes_a_second_endpoint_slot() -> None:
+    time = FakeTime()
+    slots = RecordingSlots(time)
+    sleeper = Sleeper(time)
+    limiter = _limiter(time, sleeper, limit=10, store=slots)
+    limiter.update({}, total=1)
+    await limiter.acquire(ENRICH)
+    slots.taken.clear()
+
+    waited = await limiter.acquire(SEARCH)
+
+    assert waited > 0
+    assert slots.taken == [("t:search", True), ("t:*", False), ("t:*", True)]
+
+
+async def test_a_full_total_beyond_max_wait_is_refused() -> None:
+    time = FakeTime()
+    sleeper = Sleeper(time)
+    limiter = _limiter(time, sleeper, limit=10, max_wait=5)
+    limiter.update({}, total=1)
+    await limiter.acquire(ENRICH)
+
+    with pytest.raises(LocalRateLimitError) as caught:
+        await limiter.acquire(SEARCH)
+
+    assert caught.value.retry_after == pytest.approx(GUARDED_WINDOW)
+    assert sleeper.waits == []
+
+
+def _answer_for(request: httpx2.Request) -> httpx2.Response:
+    """A fitting 200 for whichever endpoint was called."""
+    path = request.url.path
+    if path == "/person/search":
+        return httpx2.Response(200, json={"profiles": []})
+    if path == "/person/search/autocomplete":
+        return httpx2.Response(200, json={"suggestions": []})
+    if path == "/account/endpoints":
+        return httpx2.Response(200, json={"endpoints": []})
+    if path == "/user/credits":
+        return httpx2.Response(200, json={"credits": 3})
+    return httpx2.Response(200, json=entries(*URLS))
+
+
+async def _call_endpoint(api: PersonAPI, endpoint: str) -> None:
+    if endpoint == ENRICH:
+        await api.enrich_profiles(URLS, ["basic_profile"])
+    elif endpoint == CONTACT:
+        await api.enrich_contacts("professional_network_profile_url", URLS, ["contact.business_emails"])
+    elif endpoint == LIVE:
+        await api.enrich_live(URLS, ["basic_profile"])
+    elif endpoint == SEARCH:
+        await api.search(page_request())
+    elif endpoint == AUTOCOMPLETE:
+        await api.autocomplete("basic_profile.headline", "ce", 5)
+    else:
+        await api.account_endpoints(category="Person")
+
+
+async def test_each_endpoint_is_paced_in_its_own_bucket() -> None:
+    async with harness([_answer_for], limits=dict.fromkeys(ALL_ENDPOINTS, 1), limiter_max_wait=10) as h:
+        for endpoint in ALL_ENDPOINTS:
+            await _call_endpoint(h.api, endpoint)
+
+        assert len(h.requests) == len(ALL_ENDPOINTS)
+        assert h.limiter_sleeps.waits == []
+        for endpoint in ALL_ENDPOINTS:
+            with pytest.raises(LocalRateLimitError, match=f"rate limit for {endpoint}:"):
+                await _call_endpoint(h.api, endpoint)
+
+    assert len(h.requests) == len(ALL_ENDPOINTS)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("overview enrich", ENRICH), ("user credits", ACCOUNT), ("contact probe", CONTACT)],
+)
+async def test_methods_of_one_endpoint_share_its_bucket(first: str, second: str) -> None:
+    async with harness([_answer_for], limits=dict.fromkeys(ALL_ENDPOINTS, 1), limiter_max_wait=10) as h:
+        if first == "overview enrich":
+            await h.api.enrich_overview("business_email", ["jane@acme.com"], ["basic_profile"])
+        elif first == "user credits":
+            await h.api.user_credits()
+        else:
+            assert await h.api.contact_route_exists() is True
+        with pytest.raises(LocalRateLimitError, match=f"rate limit for {second}:"):
+            await _call_endpoint(h.api, second)
+
+    assert len(h.requests) == 1
+
+
+async def test_the_client_takes_a_key_wide_slot_for_every_endpoint() -> None:
+    async with harness([_answer_for], limits=dict.fromkeys(ALL_ENDPOINTS, 100), limiter_max_wait=10) as h:
+        h.limiter.update({}, total=2)
+        await _call_endpoint(h.api, ENRICH)
+        await _call_endpoint(h.api, SEARCH)
+        with pytest.raises(LocalRateLimitError):
+            await _call_endpoint(h.api, AUTOCOMPLETE)
+
+    assert [r.url.path for r in h.requests] == ["/person/enrich", "/person/search"]

@@ -66,7 +66,7 @@ async def test_a_call_over_the_budget_is_refused_with_the_figures_and_spends_not
     assert (error["code"], error["estimate"], error["remaining"]) == ("budget_exceeded", "8.00", "5.00")
     text = text_of(result)
     assert "8.00" in text and "5.00" in text and "drop contact.business_emails" in text
-    assert upstream.ledger().get("requests", {}) == {}
+    upstream.assert_nothing_billable_sent()
 
 
 @pytest.mark.anyio
@@ -77,7 +77,7 @@ async def test_max_credits_below_the_estimate_refuses_before_spending(client: Cl
     )
     assert result.is_error and _structured(result)["error"]["code"] == "max_credits_exceeded"
     assert "max_credits=5.00" in text_of(result)
-    assert upstream.ledger().get("requests", {}) == {}
+    upstream.assert_nothing_billable_sent()
 
 
 @pytest.mark.anyio
@@ -112,7 +112,7 @@ async def test_a_declined_confirmation_spends_nothing(
     assert result.is_error
     assert _structured(result)["error"]["code"] == "confirmation_declined"
     assert (books["spent"], books["reserved"]) == ("0.00", "0.00")
-    assert upstream.ledger().get("requests", {}) == {}
+    upstream.assert_nothing_billable_sent()
 
 
 @pytest.mark.anyio
@@ -124,7 +124,7 @@ async def test_without_elicitation_max_credits_at_or_above_the_estimate_confirms
     refused = await client.call_tool("enrich_person_by_url", args)
     assert refused.is_error and _structured(refused)["error"]["code"] == "confirmation_required"
     assert "max_credits=12.00" in text_of(refused)
-    assert upstream.ledger().get("requests", {}) == {}
+    upstream.assert_nothing_billable_sent()
     confirmed = await client.call_tool("enrich_person_by_url", {**args, "max_credits": 12})
     assert confirmed.is_error is False
     assert Decimal(_structured(confirmed)["receipt"]["charged"]) == upstream.billed()

@@ -1,4 +1,5 @@
-"""The profile cache: superset serves subset, negative entries, similarity thresholds, TTLs, hashed keys."""
+"""The profile cache: superset serves subset, negative entries, similarity thresholds, TTLs, hashed keys, the
+entry read back whole (selection, threshold, profile URLs), and search pages."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import cast
 
 import pytest
 
-from person_enrich_mcp.api import EnrichMatch
-from person_enrich_mcp.cache import CachedLookup, ProfileCache
+from person_enrich_mcp.api import EnrichMatch, SearchPage
+from person_enrich_mcp.cache import PAGE_TTL_SECONDS, CachedEntry, CachedLookup, ProfileCache
 from person_enrich_mcp.fields import FieldSelection
 from person_enrich_mcp.state import MemoryStore
 
@@ -154,7 +155,7 @@ async def test_a_positive_entry_expires_after_the_ttl() -> None:
     assert await cache.get(URL, JANE_URL, _sel("basic_profile"), None) is None
 
 
-# --- negative entries --------------------------------------------------------------------------------------------
+# --- negative entries -------------------------------------------------------------------------------------------------
 
 
 async def test_a_no_match_is_cached_and_served_for_any_selection() -> None:
@@ -176,22 +177,108 @@ async def test_a_no_match_is_cached_for_the_shorter_negative_ttl() -> None:
     assert await cache.get(URL, "https://www.linkedin.com/in/john-roe", _sel("basic_profile"), None) is not None
 
 
-async def test_a_no_match_gives_no_selection_to_widen() -> None:
+async def test_a_no_match_entry_reads_back_as_negative() -> None:
     cache, _, _ = _setup()
     await cache.put(URL, JANE_URL, _sel("basic_profile"), None, [])
 
-    assert await cache.cached_selection(URL, JANE_URL) is None
+    entry = await cache.entry(URL, JANE_URL)
+
+    assert entry is not None
+    assert entry.negative
+    assert entry.matches == []
 
 
-async def test_cached_selection_reports_what_was_paid_for() -> None:
+async def test_the_entry_reports_the_selection_that_was_paid_for() -> None:
     cache, _, _ = _setup()
     await cache.put(URL, JANE_URL, _sel("contact.business_emails", "basic_profile.name"), None, [_match()])
 
-    assert await cache.cached_selection(URL, JANE_URL) == _sel("basic_profile.name", "contact.business_emails")
-    assert await cache.cached_selection(URL, "https://www.linkedin.com/in/someone-else") is None
+    entry = await cache.entry(URL, JANE_URL)
+
+    assert entry is not None
+    assert not entry.negative
+    assert entry.selection == _sel("basic_profile.name", "contact.business_emails")
+    assert entry.min_score == 0.0
+    assert await cache.entry(URL, "https://www.linkedin.com/in/someone-else") is None
 
 
-# --- min_similarity_score -------------------------------------------------------------------------------------------
+async def test_the_entry_remembers_the_threshold_it_was_fetched_at() -> None:
+    cache, _, _ = _setup()
+    await cache.put(EMAIL, JANE_EMAIL, _sel("basic_profile"), 0.8, [_match(0.9)])
+
+    entry = await cache.entry(EMAIL, JANE_EMAIL)
+
+    assert entry is not None
+    assert entry.min_score == 0.8
+    assert [m.confidence_score for m in entry.matches] == [0.9]
+
+
+async def test_profile_urls_are_kept_per_match() -> None:
+    cache, _, _ = _setup()
+    matches = [_match(0.95), _match(0.6)]
+    await cache.put(EMAIL, JANE_EMAIL, _sel("basic_profile"), None, matches, profile_urls=(JANE_URL, None))
+
+    entry = await cache.entry(EMAIL, JANE_EMAIL)
+
+    assert entry is not None
+    assert entry.profile_urls == (JANE_URL, None)
+
+
+@pytest.mark.parametrize("urls", [(), (None, None)])
+async def test_an_entry_without_known_profile_urls_stores_none(urls: tuple[str | None, ...]) -> None:
+    cache, store, _ = _setup()
+    await cache.put(EMAIL, JANE_EMAIL, _sel("basic_profile"), None, [_match(), _match(0.5)], profile_urls=urls)
+
+    entry = await cache.entry(EMAIL, JANE_EMAIL)
+
+    assert "urls" not in cast(dict[str, object], json.loads(store.puts[-1][1]))
+    assert entry is not None
+    assert entry.profile_urls == ()
+
+
+async def test_a_new_put_replaces_the_old_entry() -> None:
+    cache, _, _ = _setup()
+    await cache.put(URL, JANE_URL, _sel("basic_profile"), None, [_match()])
+    await cache.put(URL, JANE_URL, _sel("education"), None, [_match()])
+
+    entry = await cache.entry(URL, JANE_URL)
+
+    assert entry is not None
+    assert entry.selection == _sel("education")
+    assert await cache.get(URL, JANE_URL, _sel("basic_profile"), None) is None
+
+
+# --- CachedEntry.serves -----------------------------------------------------------------------------------------------
+
+
+def _entry(paths: tuple[str, ...], min_score: float, scores: tuple[float, ...]) -> CachedEntry:
+    return CachedEntry(_sel(*paths), min_score, [_match(score) for score in scores])
+
+
+def test_an_entry_serves_a_subset_of_its_selection() -> None:
+    entry = _entry(("basic_profile", "contact"), 0.0, (1.0,))
+
+    assert _scores(entry.serves(_sel("basic_profile.name", "contact.phone_numbers"), None)) == [1.0]
+    assert entry.serves(_sel("basic_profile", "education"), None) is None
+
+
+def test_an_entry_serves_only_thresholds_at_least_as_strict_as_its_own() -> None:
+    entry = _entry(("basic_profile",), 0.7, (0.95, 0.75))
+
+    assert entry.serves(_sel("basic_profile"), None) is None
+    assert entry.serves(_sel("basic_profile"), 0.69) is None
+    assert _scores(entry.serves(_sel("basic_profile"), 0.7)) == [0.95, 0.75]
+    assert _scores(entry.serves(_sel("basic_profile"), 0.8)) == [0.95]
+
+
+def test_a_negative_entry_serves_any_selection_but_no_looser_threshold() -> None:
+    entry = _entry(("basic_profile.name",), 0.5, ())
+
+    assert entry.negative
+    assert entry.serves(_sel("contact", "education"), 0.5) == CachedLookup([])
+    assert entry.serves(_sel("basic_profile"), 0.4) is None
+
+
+# --- min_similarity_score ---------------------------------------------------------------------------------------------
 
 
 def _candidates() -> list[EnrichMatch]:
@@ -241,7 +328,7 @@ async def test_a_threshold_request_is_not_served_by_a_narrower_selection() -> No
     assert await cache.get(EMAIL, JANE_EMAIL, _sel("contact"), 0.9) is None
 
 
-# --- TTL 0 disables --------------------------------------------------------------------------------------------------
+# --- TTL 0 disables ---------------------------------------------------------------------------------------------------
 
 
 async def test_a_zero_ttl_disables_the_cache_without_touching_the_store() -> None:
@@ -251,7 +338,9 @@ async def test_a_zero_ttl_disables_the_cache_without_touching_the_store() -> Non
     await cache.put(URL, JANE_URL, _sel("basic_profile"), None, [])
 
     assert await cache.get(URL, JANE_URL, _sel("basic_profile"), None) is None
-    assert await cache.cached_selection(URL, JANE_URL) is None
+    assert await cache.entry(URL, JANE_URL) is None
+    await cache.put_page("q", SearchPage(profiles=[{"a": 1}]))
+    assert await cache.get_page("q") is None
     assert store.keys == []
 
 
@@ -272,7 +361,7 @@ async def test_keys_never_contain_the_identifier_in_clear() -> None:
     await cache.put(EMAIL, JANE_EMAIL, _sel("basic_profile"), None, [_match()])
     await cache.get(EMAIL, JANE_EMAIL, _sel("basic_profile"), None)
     await cache.put(URL, JANE_URL, _sel("basic_profile"), None, [_match()])
-    await cache.cached_selection(URL, JANE_URL)
+    await cache.entry(URL, JANE_URL)
 
     assert store.keys
     for key in store.keys:
@@ -312,3 +401,46 @@ async def test_different_identifiers_do_not_share_entries() -> None:
     await cache.put(URL, JANE_URL, _sel("basic_profile"), None, [_match()])
 
     assert await cache.get(URL, JANE_URL + "5", _sel("basic_profile"), None) is None
+
+
+# --- search pages -----------------------------------------------------------------------------------------------------
+
+
+def _page(cursor: str | None = "c2") -> SearchPage:
+    return SearchPage(profiles=[{"social_handles": {"x": JANE_URL}}], next_cursor=cursor, total_count=41)
+
+
+async def test_a_page_read_before_is_served_for_the_same_query() -> None:
+    cache, _, _ = _setup()
+    await cache.put_page("filters=a;cursor=", _page())
+
+    assert await cache.get_page("filters=a;cursor=") == _page()
+    assert await cache.get_page("filters=a;cursor=c2") is None
+
+
+async def test_a_page_is_kept_for_at_most_the_page_ttl() -> None:
+    cache, store, clock = _setup(ttl=PAGE_TTL_SECONDS * 24)
+    await cache.put_page("q", _page())
+
+    assert store.puts[-1][2] == PAGE_TTL_SECONDS
+    clock.advance(PAGE_TTL_SECONDS - 1)
+    assert await cache.get_page("q") is not None
+    clock.advance(1)
+    assert await cache.get_page("q") is None
+
+
+async def test_a_page_is_kept_no_longer_than_a_shorter_profile_ttl() -> None:
+    cache, store, _ = _setup(ttl=60.0)
+    await cache.put_page("q", _page())
+
+    assert store.puts[-1][2] == 60.0
+
+
+async def test_page_keys_are_hashed_and_apart_from_profile_keys() -> None:
+    cache, store, _ = _setup(scope="tenant-1")
+    await cache.put_page(f"exclude={JANE_URL}", _page())
+    await cache.get_page(f"exclude={JANE_URL}")
+
+    assert len(set(store.keys)) == 1
+    assert re.fullmatch(r"page:tenant-1:[0-9a-f]{40}", store.keys[0])
+    assert "linkedin" not in store.keys[0]

@@ -9,9 +9,11 @@ from typing import Any, cast
 import pytest
 from mcp import Client
 
+from person_enrich_mcp.api.contract import Dialect
+from person_enrich_mcp.api.routes import route
 from person_enrich_mcp.fields import DEFAULT_PATHS
 from person_enrich_mcp.server import build_server
-from tests.conftest import Upstream, sample_identifiers, settings_for, text_of
+from tests.conftest import Upstream, per_revision, sample_identifiers, settings_for, text_of
 
 
 def _people(result: Any) -> list[dict[str, Any]]:
@@ -45,7 +47,7 @@ def _has_empty(value: Any) -> bool:
 
 @pytest.mark.anyio
 async def test_default_fields_return_the_compact_profile_for_one_credit_each(
-    client: Client, upstream: Upstream
+    client: Client, upstream: Upstream, revision: str
 ) -> None:
     urls = sample_identifiers(upstream.url, "url", 3)
     result = await client.call_tool("enrich_person_by_url", {"professional_network_profile_urls": urls})
@@ -61,13 +63,18 @@ async def test_default_fields_return_the_compact_profile_for_one_credit_each(
     assert receipt["charged"] == "3.00" and receipt["estimated"] == "3.00"
     assert upstream.billed() == Decimal(3)
     sent = upstream.bodies("enrich")
-    assert len(sent) == 1 and sent[0]["fields"] == sorted(DEFAULT_PATHS)
+    # Today's enrich takes section groups (the default paths lie in three); the overview's took the paths.
+    expected = per_revision(
+        revision, current=["basic_profile", "social_handles", "experience"], overview=sorted(DEFAULT_PATHS)
+    )
+    assert len(sent) == 1 and sent[0]["fields"] == expected
+    assert [r["endpoint"] for r in upstream.paid_requests()] == ["enrich"]  # no contact field, no contact request
     assert len(result.content) == 1 and not text_of(result).lstrip().startswith("{")
 
 
 @pytest.mark.anyio
 async def test_requested_fields_are_projected_exactly_even_when_upstream_returns_more(
-    client: Client, upstream: Upstream
+    client: Client, upstream: Upstream, revision: str
 ) -> None:
     urls = sample_identifiers(upstream.url, "url", 2, offset=10)
     fields = ["basic_profile.name", "experience.employment_details.current.title", "education.schools.school"]
@@ -79,12 +86,15 @@ async def test_requested_fields_are_projected_exactly_even_when_upstream_returns
         assert paths <= set(fields), paths - set(fields)
         assert "social_handles" not in person["person_data"]  # upstream adds the default families; we drop them
         assert not _has_empty(person["person_data"])
-    assert upstream.bodies("enrich")[0]["fields"] == sorted(fields)
+    expected = per_revision(revision, current=["basic_profile", "experience", "education"], overview=sorted(fields))
+    assert upstream.bodies("enrich")[0]["fields"] == expected
     assert upstream.billed() == Decimal(2)
 
 
 @pytest.mark.anyio
-async def test_contact_add_ons_are_charged_as_the_upstream_bills_them(client: Client, upstream: Upstream) -> None:
+async def test_contact_add_ons_are_charged_as_the_upstream_bills_them(
+    client: Client, upstream: Upstream, revision: str
+) -> None:
     urls = sample_identifiers(upstream.url, "url", 4, offset=20)
     result = await client.call_tool(
         "enrich_person_by_url",
@@ -92,8 +102,11 @@ async def test_contact_add_ons_are_charged_as_the_upstream_bills_them(client: Cl
     )
     people = _people(result)
     receipt = result.structured_content["receipt"]
-    assert receipt["estimated"] == "8.00"
-    assert Decimal(receipt["charged"]) == upstream.billed() == Decimal(2) * len(people)
+    assert receipt["estimated"] == "8.00"  # 1 a profile + 1 for its work email, in both revisions
+    # The overview billed the add-on per profile asked; today's contact enrich bills a tier only where it is found.
+    with_email = sum(1 for p in people if p["person_data"].get("contact", {}).get("business_emails"))
+    expected = per_revision(revision, current=len(people) + with_email, overview=2 * len(people))
+    assert Decimal(receipt["charged"]) == upstream.billed() == expected
     for person in people:
         assert set(person["person_data"]) <= {"basic_profile", "contact"}
         assert "personal_emails" not in person["person_data"].get("contact", {})
@@ -157,22 +170,27 @@ async def test_a_repeat_look_up_is_served_from_the_cache_for_nothing(client: Cli
 
 
 @pytest.mark.anyio
-async def test_a_subset_is_not_enough_to_serve_a_superset(client: Client, upstream: Upstream) -> None:
+async def test_a_subset_is_not_enough_to_serve_a_superset(client: Client, upstream: Upstream, revision: str) -> None:
     urls = sample_identifiers(upstream.url, "url", 1, offset=50)
     await client.call_tool("enrich_person_by_url", {"professional_network_profile_urls": urls})
     wider = await client.call_tool(
         "enrich_person_by_url", {"professional_network_profile_urls": urls, "fields": ["contact.business_emails"]}
     )
     assert wider.structured_content["receipt"]["cache_hits"] == 0
-    assert upstream.billed() == Decimal(1) + Decimal(2) * len(_people(wider))
-    # The re-fetch also asked for the cached fields (free to add), so the default fields are still cached.
+    people = _people(wider)
+    # The overview re-fetched the profile with the add-on (1 + 1); today only the missing tier is bought, and billed
+    # only when the person has a work email on file.
+    found = sum(1 for p in people if p["person_data"].get("contact", {}).get("business_emails"))
+    assert upstream.billed() == Decimal(1) + per_revision(revision, current=found, overview=2 * len(people))
+    # The re-fetch also asked for the cached fields (free to add) or was merged with them, so the default fields
+    # are still cached.
     again = await client.call_tool("enrich_person_by_url", {"professional_network_profile_urls": urls})
     assert again.structured_content["receipt"]["cache_hits"] == 1
 
 
 @pytest.mark.anyio
 async def test_force_fetch_and_enrich_realtime_skip_the_cache_and_reserve_the_cap(
-    client: Client, upstream: Upstream
+    client: Client, upstream: Upstream, revision: str
 ) -> None:
     urls = sample_identifiers(upstream.url, "url", 1, offset=60)
     await client.call_tool("enrich_person_by_url", {"professional_network_profile_urls": urls})
@@ -181,9 +199,15 @@ async def test_force_fetch_and_enrich_realtime_skip_the_cache_and_reserve_the_ca
         assert result.structured_content["receipt"]["estimated"] == "7.00"
         assert result.structured_content["receipt"]["cache_hits"] == 0
     sent = upstream.bodies("enrich")
-    assert sent[1].get("force_fetch") is True and "enrich_realtime" not in sent[1]
-    assert sent[2].get("enrich_realtime") is True and "force_fetch" not in sent[2]
     assert "force_fetch" not in sent[0] and "enrich_realtime" not in sent[0]
+    if revision == "overview":  # each flag is sent as it was given, to the one enrich endpoint
+        assert sent[1].get("force_fetch") is True and "enrich_realtime" not in sent[1]
+        assert sent[2].get("enrich_realtime") is True and "force_fetch" not in sent[2]
+    else:  # today either flag means Live Enrich, which takes no flag
+        assert [r["endpoint"] for r in upstream.paid_requests()] == ["enrich", "live", "live"]
+        live = upstream.bodies("live")
+        assert all(body["professional_network_profile_urls"] == urls for body in live)
+        assert not any({"force_fetch", "enrich_realtime"} & set(body) for body in [*sent, *live])
     books = await client.call_tool("get_budget", {})
     assert Decimal(books.structured_content["spent"]) == upstream.billed()
 
@@ -194,6 +218,7 @@ async def test_email_look_up_returns_scored_candidates_and_min_similarity_score_
 ) -> None:
     emails = sample_identifiers(upstream.url, "multi_email", 2)
     loose = await client.call_tool("enrich_person_by_email", {"business_emails": emails})
+    sent = upstream.paid_requests()
     people = _people(loose)
     assert len(people) > len(emails)
     assert all(p["match_type"] == "business_email" for p in people)
@@ -207,10 +232,13 @@ async def test_email_look_up_returns_scored_candidates_and_min_similarity_score_
     assert all(p["confidence_score"] >= strict_at for p in kept)
     # A stricter threshold is answered from the cached candidates; nothing new goes upstream.
     assert strict.structured_content["receipt"]["cache_hits"] == len(emails)
-    assert len(upstream.bodies("enrich")) == 1
+    assert upstream.paid_requests() == sent and len(upstream.bodies("enrich")) == 1
 
 
 @pytest.mark.anyio
+# Only the overview's upstream takes the threshold: today the whole contact answer is cached and any threshold is
+# applied locally, so a looser one is served from the cache (test_contract_flows covers that).
+@pytest.mark.parametrize("revision", ["overview"], indirect=True)
 async def test_a_looser_threshold_than_the_cached_one_goes_upstream_again(client: Client, upstream: Upstream) -> None:
     emails = sample_identifiers(upstream.url, "multi_email", 1, offset=5)
     await client.call_tool("enrich_person_by_email", {"business_emails": emails, "min_similarity_score": 0.95})
@@ -221,7 +249,9 @@ async def test_a_looser_threshold_than_the_cached_one_goes_upstream_again(client
 
 
 @pytest.mark.anyio
-async def test_personal_mailboxes_are_rejected_for_free_and_say_why(client: Client, upstream: Upstream) -> None:
+async def test_personal_mailboxes_are_rejected_for_free_and_say_why(
+    client: Client, upstream: Upstream, revision: str
+) -> None:
     [email] = sample_identifiers(upstream.url, "email", 1)
     result = await client.call_tool(
         "enrich_person_by_email", {"business_emails": ["Jane Doe <jane@acme.example>", "jane.doe@gmail.com", email]}
@@ -229,7 +259,9 @@ async def test_personal_mailboxes_are_rejected_for_free_and_say_why(client: Clie
     problems = {p["identifier"]: p["reason"] for p in result.structured_content["problems"]}
     assert "personal mailbox" in problems["jane.doe@gmail.com"]
     assert "display name" in problems["Jane Doe <jane@acme.example>"]
-    assert upstream.bodies("enrich")[0]["business_emails"] == [email.lower()]
+    # Work emails go to today's contact enrich; the overview's enrich took them itself.
+    endpoint = per_revision(revision, current="contact", overview="enrich")
+    assert upstream.bodies(endpoint)[0]["business_emails"] == [email.lower()]
 
 
 @pytest.mark.anyio
@@ -263,11 +295,22 @@ async def test_unknown_fields_are_refused_with_suggestions_before_anything_is_se
 
 
 @pytest.mark.anyio
-async def test_every_field_of_the_catalog_is_accepted_by_the_upstream(client: Client, upstream: Upstream) -> None:
+async def test_every_field_of_the_catalog_is_accepted_by_the_upstream(
+    client: Client, upstream: Upstream, revision: str
+) -> None:
     from person_enrich_mcp.fields import ALL_PATHS
 
     urls = sample_identifiers(upstream.url, "url", 1, offset=90)
-    response = upstream.post(
-        "/person/enrich", {"professional_network_profile_urls": urls, "fields": list(ALL_PATHS)}
-    )  # direct: proves the sandbox and our catalog agree on every path
-    assert response.status_code == 200, response.text
+    # Direct: proves the sandbox and our catalog agree on every path, sent the way the server sends them (the paths
+    # themselves to the overview's enrich; today, their section groups to enrich and their tiers to contact enrich).
+    request = route(Dialect(revision), ALL_PATHS)
+    if revision == "overview":
+        bodies = {"/person/enrich": list(request.fields)}
+    else:
+        bodies = {"/person/enrich": list(request.groups), "/person/contact/enrich": list(request.tiers)}
+        carried = (*request.groups, *request.tiers, "contact", "crustdata_person_id", "updated_at")
+        assert [p for p in ALL_PATHS if not any(p == c or p.startswith(c + ".") for c in carried)] == []
+    for path, fields in bodies.items():
+        assert fields
+        response = upstream.post(path, {"professional_network_profile_urls": urls, "fields": fields})
+        assert response.status_code == 200, response.text

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import httpx2
@@ -27,6 +27,7 @@ from person_enrich_mcp.sandbox import SandboxConfig, SandboxServer
 from person_enrich_mcp.server import build_server
 from tests.conftest import settings_for, text_of
 from tests.reliability_support import (  # canary_guard: autouse, imported to apply here
+    NO_RATE_LIMITS,
     ZERO,
     Books,
     Sandbox,
@@ -99,15 +100,19 @@ calls = st.builds(
     cancel_after=st.one_of(st.none(), st.none(), st.sampled_from([0.0, 0.01, 0.05, 0.15])),
 )
 arms = st.builds(
-    Arm, rule=st.sampled_from(FAULT_RULES), endpoint=st.sampled_from([None, "enrich", "search"]), delay=delays
+    Arm,
+    rule=st.sampled_from(FAULT_RULES),
+    endpoint=st.sampled_from([None, "enrich", "contact", "search"]),  # contact: today's email and contact look-ups
+    delay=delays,
 )
 operations = st.lists(st.one_of(calls, calls, arms), min_size=2, max_size=7)
 
 
 @pytest.fixture(scope="module")
-def own_sandbox() -> Iterator[tuple[SandboxServer, list[str], list[str]]]:
-    """A sandbox for this module only: faults armed here never reach another test."""
-    with SandboxServer(SandboxConfig(people=300, companies=30, rate_limits_enabled=False)) as server:
+def own_sandbox(revision: str) -> Iterator[tuple[SandboxServer, list[str], list[str]]]:
+    """A sandbox for this module only (of this test's revision): faults armed here never reach another test."""
+    config = SandboxConfig(revision=cast(Any, revision), people=300, companies=30, **NO_RATE_LIMITS)
+    with SandboxServer(config) as server:
         probe = Sandbox(server.url, "probe")
         yield server, probe.identifiers("url", POOL), probe.identifiers("email", POOL)
 

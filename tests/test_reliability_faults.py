@@ -4,8 +4,12 @@ A row names the fault, the tool (search_then_enrich twice: faulted on its search
 the outcome class the model must get (ok, ok with an `incomplete` note, or `isError` with a code), what the
 sandbox must have seen on the faulted endpoint, and whether the books must equal the ledger exactly or, when an
 answer was lost, bracket it. Every row then checks that the fault really fired, that no reservation is left,
-that an error names its cause and the next step and tells the truth about what was charged, and that a normal
-call on the same connection still works and is booked exactly.
+that an error (or the note of an incomplete result) names its cause and the next step and tells the truth about
+what was charged, and that a normal call on the same connection still works and is booked exactly.
+
+The matrix runs against both upstream revisions. The fault hits each tool's first request: the email look-up's is
+today's contact enrich (the overview's single enrich). Today's email look-up also has a last, profile step (the
+URL-keyed enrich, after the paid contact enrich and person search): rows of their own fault that one.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import anyio
 import pytest
@@ -22,9 +26,10 @@ from mcp.types import CallToolResult
 
 from person_enrich_mcp.sandbox import SandboxConfig, SandboxServer
 from person_enrich_mcp.server import build_server
-from tests.conftest import settings_for, text_of
+from tests.conftest import per_revision, settings_for, text_of
 from tests.reliability_support import (  # canary_guard: autouse, imported to apply here
     ZERO,
+    Books,
     InvariantBroken,
     Sandbox,
     assert_actionable,
@@ -38,7 +43,7 @@ from tests.reliability_support import (  # canary_guard: autouse, imported to ap
     structured,
 )
 
-Target = Literal["url", "email", "search@search", "search@enrich"]
+Target = Literal["url", "email", "search@search", "search@enrich", "email@enrich"]
 TARGETS: tuple[Target, ...] = ("url", "email", "search@search", "search@enrich")
 OK = "ok"
 INCOMPLETE = "ok, incomplete"
@@ -50,6 +55,7 @@ FAULTED_WORST: dict[Target, Decimal] = {
     "email": Decimal(2),
     "search@search": Decimal("0.03") * SEARCH_LIMIT,
     "search@enrich": Decimal(SEARCH_LIMIT),
+    "email@enrich": Decimal(2),  # the profiles of the two best candidates
 }
 
 
@@ -105,8 +111,11 @@ FAULTS: dict[str, Fault] = {
 
 
 def expected_outcome(fault: Fault, target: Target) -> str:
-    """search_then_enrich keeps a paid search when its enrichment loses an answer: ok, with a note."""
+    """search_then_enrich keeps a paid search when its enrichment loses an answer: ok, with a note. Today's email
+    look-up keeps its paid contact answers (the candidates and their scores) whatever fails the profile step."""
     if target == "search@enrich" and fault.outcome in ("upstream_bad_response", "upstream_outcome_unknown"):
+        return INCOMPLETE
+    if target == "email@enrich" and fault.outcome != OK:
         return INCOMPLETE
     return fault.outcome
 
@@ -120,39 +129,46 @@ def _rows() -> Iterator[Any]:
 
 
 ROWS = list(_rows())
+EMAIL_PROFILE_ROWS = [pytest.param(name, id=f"{name} -> email@enrich") for name in FAULTS]
 FAULTS_INJECTED = sum(fault.injected for fault in FAULTS.values()) * len(TARGETS)
 
 
 @pytest.fixture(scope="module")
-def matrix_sandbox() -> Iterator[SandboxServer]:
+def matrix_sandbox(revision: str) -> Iterator[SandboxServer]:
     """A sandbox of its own (faults never leak into other tests), without rate limits of its own."""
-    with SandboxServer(SandboxConfig(people=300, companies=30, rate_limits_enabled=False, rate_window=0.5)) as server:
+    config = SandboxConfig(
+        revision=cast(Any, revision), people=300, companies=30, rate_limits_enabled=False, rate_window=0.5
+    )
+    with SandboxServer(config) as server:
         yield server
 
 
 class Row:
     """One row's calls: the faulted call, then a normal one of the same kind on the same connection."""
 
-    def __init__(self, target: Target, upstream: Sandbox, offset: int) -> None:
+    def __init__(self, target: Target, upstream: Sandbox, offset: int, revision: str) -> None:
         self.target = target
+        self.revision = revision
         self.urls = upstream.identifiers("url", 4, offset=offset) if target == "url" else []
-        self.emails = upstream.identifiers("email", 4, offset=offset) if target == "email" else []
+        self.emails = upstream.identifiers("email", 4, offset=offset) if target.startswith("email") else []
 
     def call(self, second: bool = False) -> tuple[str, dict[str, Any]]:
         half = slice(2, 4) if second else slice(0, 2)
         if self.target == "url":
             return "enrich_person_by_url", {"professional_network_profile_urls": self.urls[half]}
-        if self.target == "email":
+        if self.target.startswith("email"):
             return "enrich_person_by_email", {"business_emails": self.emails[half]}
         sorts = [{"field": "crustdata_person_id", "order": "desc" if second else "asc"}]
         return "search_then_enrich", {"filters": TITLE, "sorts": sorts, "limit": SEARCH_LIMIT}
 
     @property
     def faulted_endpoint(self) -> str:
+        if self.target == "email":  # the look-up's first request
+            return per_revision(self.revision, current="contact", overview="enrich")
         return "search" if self.target == "search@search" else "enrich"
 
 
-def _check_outcome(result: CallToolResult, expected: str, fault: Fault) -> None:
+def _check_outcome(result: CallToolResult, expected: str, fault: Fault, books_delta: Books) -> None:
     message = text_of(result)
     if expected == OK:
         assert result.is_error is False, message
@@ -162,6 +178,7 @@ def _check_outcome(result: CallToolResult, expected: str, fault: Fault) -> None:
         assert result.is_error is False, message
         note = structured(result)["incomplete"]
         assert_actionable(note, *fault.causes)
+        assert_truthful(note, books_delta)  # read next to a receipt that may have charged something
         return
     assert result.is_error, message
     assert error_code(result) == expected, message
@@ -171,12 +188,28 @@ def _check_outcome(result: CallToolResult, expected: str, fault: Fault) -> None:
 @pytest.mark.anyio
 @pytest.mark.parametrize(("fault_name", "target"), ROWS)
 async def test_every_fault_gives_a_clear_outcome_exact_books_and_a_working_server(
-    matrix_sandbox: SandboxServer, fault_name: str, target: Target
+    matrix_sandbox: SandboxServer, revision: str, fault_name: str, target: Target
+) -> None:
+    index = list(FAULTS).index(fault_name) * len(TARGETS) + TARGETS.index(target)
+    await _run_row(matrix_sandbox, revision, fault_name, target, f"matrix-{index}", offset=4 * index)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("revision", ["current"], indirect=True)  # the overview's email look-up is one request
+@pytest.mark.parametrize("fault_name", EMAIL_PROFILE_ROWS)
+async def test_every_fault_on_the_profile_step_of_an_email_look_up_keeps_the_paid_answers_and_says_so_truthfully(
+    matrix_sandbox: SandboxServer, revision: str, fault_name: str
+) -> None:
+    index = list(FAULTS).index(fault_name) * len(TARGETS) + TARGETS.index("email")  # the email row's addresses
+    await _run_row(matrix_sandbox, revision, fault_name, "email@enrich", f"matrix-profile-{index}", offset=4 * index)
+
+
+async def _run_row(
+    matrix_sandbox: SandboxServer, revision: str, fault_name: str, target: Target, label: str, offset: int
 ) -> None:
     fault = FAULTS[fault_name]
-    index = list(FAULTS).index(fault_name) * len(TARGETS) + TARGETS.index(target)
-    upstream = Sandbox(matrix_sandbox.url, canary_key(f"matrix-{index}"))
-    row = Row(target, upstream, offset=4 * index)
+    upstream = Sandbox(matrix_sandbox.url, canary_key(label))
+    row = Row(target, upstream, offset, revision)
     settings = settings_for(upstream.url, upstream.key, confirm_above=100, **fault.settings)
     upstream.clear_faults()
     async with Client(build_server(settings)) as client:
@@ -196,7 +229,7 @@ async def test_every_fault_gives_a_clear_outcome_exact_books_and_a_working_serve
         final = await books(client)
     # Checked outside the connection, so a failure is reported as itself rather than inside a task group.
     assert fired == fault.injected, f"the fault fired {fired} times, armed for {fault.injected}"
-    _check_outcome(result, expected_outcome(fault, target), fault)
+    _check_outcome(result, expected_outcome(fault, target), fault, delta(after, before))
     assert seen == fault.seen
     if result.is_error:
         assert_truthful(text_of(result), delta(after, before))

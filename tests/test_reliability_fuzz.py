@@ -31,6 +31,7 @@ from tests.conftest import settings_for, text_of
 from tests.reliability_support import (  # canary_guard: autouse, imported to apply here
     GENERIC_PREFIX,
     MAX_MESSAGE_BYTES,
+    NO_RATE_LIMITS,
     Sandbox,
     books,
     canary_guard,  # noqa: F401  # pyright: ignore[reportUnusedImport]
@@ -55,10 +56,16 @@ NUMBER_BOUNDS: dict[str, tuple[float, float]] = {"max_credits": (-1e300, 1e300)}
 Json = None | bool | int | float | str | list["Json"] | dict[str, "Json"]
 
 
+# The endpoints that take identifiers, whatever the revision (the overview's enrich took work emails too).
+IDENTIFIER_ENDPOINTS = ("enrich", "contact", "live")
+
+
 @pytest.fixture(scope="module")
-def fuzz_sandbox() -> Iterator[SandboxServer]:
+def fuzz_sandbox(revision: str) -> Iterator[SandboxServer]:
     """Unlimited balance, no rate limits: whatever the upstream answers is about the request, not the account."""
-    with SandboxServer(SandboxConfig(people=300, companies=30, rate_limits_enabled=False)) as server:
+    with SandboxServer(
+        SandboxConfig(revision=cast(Any, revision), people=300, companies=30, **NO_RATE_LIMITS)
+    ) as server:
         yield server
 
 
@@ -202,14 +209,15 @@ def check_answer(tool: str, result: CallToolResult, *, max_result_bytes: int = M
 def check_upstream_saw_only_valid_requests(
     upstream: Sandbox, relayed_before: int = 0, *results: CallToolResult
 ) -> None:
-    """No enrich request the upstream rejected, and only canonical identifiers sent; search 400s only on filters."""
+    """No look-up the upstream rejected, and only canonical identifiers sent; search 400s only on filters."""
     requests = cast(dict[str, dict[str, int]], upstream.ledger().get("requests", {}))
-    assert "400" not in requests.get("enrich", {}), upstream.ledger()["recent"]
-    for body in upstream.bodies("enrich"):
-        for url in body.get("professional_network_profile_urls", []):
-            assert CANONICAL_URL.fullmatch(url), f"sent upstream: {url!r}"
-        for email in body.get("business_emails", []):
-            assert UPSTREAM_EMAIL.fullmatch(email) and email == email.lower(), f"sent upstream: {email!r}"
+    for endpoint in IDENTIFIER_ENDPOINTS:
+        assert "400" not in requests.get(endpoint, {}), upstream.ledger()["recent"]
+        for body in upstream.bodies(endpoint):
+            for url in body.get("professional_network_profile_urls", []):
+                assert CANONICAL_URL.fullmatch(url), f"sent upstream: {url!r}"
+            for email in body.get("business_emails", []):
+                assert UPSTREAM_EMAIL.fullmatch(email) and email == email.lower(), f"sent upstream: {email!r}"
     rejected = requests.get("search", {}).get("400", 0) - relayed_before
     relayed = [r for r in results if error_code(r) == "upstream_rejected_request"]
     assert len(relayed) == rejected
@@ -461,7 +469,7 @@ async def test_a_max_credits_of_any_magnitude_gets_a_clear_answer(fuzz_sandbox: 
     arguments = by_url(JANE)[1] if tool == "enrich_person_by_url" else search(LEAF)[1]
     async with Client(build_server(generous(fuzz_sandbox.url, upstream.key)), mode="legacy") as client:
         result = await client.call_tool(tool, {**arguments, "max_credits": -1e26})
-    assert upstream.ledger().get("requests", {}) == {}
+    upstream.assert_nothing_billable_sent()
     assert result.is_error and error_code(result) == "max_credits_exceeded", text_of(result)
 
 
@@ -475,13 +483,16 @@ async def test_a_megabyte_filter_value_is_refused_before_it_is_sent(fuzz_sandbox
 
 
 @pytest.mark.anyio
-async def test_an_address_accepted_locally_never_fails_the_upstream_batch(fuzz_sandbox: SandboxServer) -> None:
+async def test_an_address_accepted_locally_never_fails_the_upstream_batch(
+    fuzz_sandbox: SandboxServer, revision: str
+) -> None:
     upstream = Sandbox(fuzz_sandbox.url, canary_key("email"))
     valid = upstream.identifiers("email", 2)
     arguments = {"business_emails": [*valid, "o'brien@northwind-labs.example"]}
     async with Client(build_server(generous(fuzz_sandbox.url, upstream.key)), mode="legacy") as client:
         result = await client.call_tool("enrich_person_by_email", arguments)
-    assert "400" not in upstream.requests("enrich"), text_of(result)
+    assert all("400" not in upstream.requests(endpoint) for endpoint in IDENTIFIER_ENDPOINTS), text_of(result)
+    assert upstream.bodies("contact" if revision == "current" else "enrich"), "the addresses never went upstream"
     assert result.is_error is False and structured(result)["people"]
 
 

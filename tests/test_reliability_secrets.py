@@ -29,13 +29,13 @@ from mcp.types import CallToolResult
 from pydantic import SecretStr
 
 from person_enrich_mcp import auth
-from person_enrich_mcp.api import ENRICH, SEARCH, PersonAPI, RateLimiter, RetryPolicy
+from person_enrich_mcp.api import ENRICH, SEARCH, PersonAPI, RateLimiter, RetryPolicy, SearchRequest
 from person_enrich_mcp.auth import TokenFileVerifier
 from person_enrich_mcp.errors import PersonEnrichError
 from person_enrich_mcp.sandbox import SandboxServer
 from person_enrich_mcp.server import build_server
 from person_enrich_mcp.state import MemoryStore
-from tests.conftest import settings_for, text_of
+from tests.conftest import per_revision, settings_for, text_of
 from tests.http_helpers import HttpServer, mcp_over_http, write_tokens
 from tests.reliability_support import (  # canary_guard: autouse, imported to apply here
     CANARY_KEY,
@@ -47,6 +47,8 @@ from tests.reliability_support import (  # canary_guard: autouse, imported to ap
     structured,
 )
 
+# What a server may send an upstream for free before its first look-up: the account reads and the contact probe.
+FREE_READS = frozenset({"GET /account/endpoints?category=Person", "GET /user/credits", "POST /person/contact/enrich"})
 CANONICAL_URL = re.compile(r"https://www\.linkedin\.com/in/[a-z0-9%_.\-]+")
 TITLE = {"field": "experience.employment_details.current.title", "type": "(.)", "value": "a"}
 
@@ -65,7 +67,7 @@ Step = tuple[dict[str, Any] | None, str, dict[str, Any], str]
 
 
 # Each step: the fault rule to arm first (or None), the tool, its arguments, and the outcomes allowed.
-def _steps(urls: list[str], emails: list[str]) -> list[Step]:
+def _steps(urls: list[str], emails: list[str], revision: str) -> list[Step]:
     def by_url(first: int, last: int, rule: dict[str, Any] | None, expect: str, **extra: Any) -> Step:
         return rule, "enrich_person_by_url", {"professional_network_profile_urls": urls[first:last], **extra}, expect
 
@@ -80,7 +82,14 @@ def _steps(urls: list[str], emails: list[str]) -> list[Step]:
         by_url(2, 5, None, "max_credits_exceeded", max_credits=1),
         by_url(2, 8, None, "confirmation_required"),
         by_url(2, 25, None, "budget_exceeded", max_credits=10_000),
-        by_url(8, 9, None, "upstream_permission_denied", fields=["certifications"]),
+        # The gated field: today's account listing names it, so it is refused locally; the overview's upstream 403s.
+        by_url(
+            8,
+            9,
+            None,
+            per_revision(revision, current="not_in_plan", overview="upstream_permission_denied"),
+            fields=["certifications"],
+        ),
         by_url(8, 9, None, "max_credits_exceeded", max_credits=-1e26),
         by_url(9, 10, {"kind": "status", "status": 401}, "upstream_auth_failed"),
         by_url(9, 10, {"kind": "status", "status": 402}, "upstream_out_of_credits"),
@@ -102,7 +111,7 @@ def _steps(urls: list[str], emails: list[str]) -> list[Step]:
 
 @pytest.mark.anyio
 async def test_the_canary_key_never_appears_in_any_result_error_log_or_repr(
-    canary_sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+    canary_sandbox: Sandbox, caplog: pytest.LogCaptureFixture, revision: str
 ) -> None:
     urls = canary_sandbox.identifiers("url", 30)
     emails = canary_sandbox.identifiers("email", 2)
@@ -120,7 +129,7 @@ async def test_the_canary_key_never_appears_in_any_result_error_log_or_repr(
     async with server.settings.lifespan(server) as state:  # pyright: ignore[reportOptionalCall]
         seen += [repr(state), repr(state.api), repr(state.store), repr(state.budget), repr(state.cache)]
     async with Client(server, mode="legacy") as client:
-        for rule, tool, arguments, _ in _steps(urls, emails):
+        for rule, tool, arguments, _ in _steps(urls, emails, revision):
             canary_sandbox.clear_faults()
             if rule is not None:
                 canary_sandbox.arm(**{"endpoint": "enrich", **rule})
@@ -131,7 +140,7 @@ async def test_the_canary_key_never_appears_in_any_result_error_log_or_repr(
         canary_sandbox.clear_faults()
     seen += [record.getMessage() + (record.exc_text or "") for record in caplog.records]
 
-    expected = [allowed.split("|") for *_, allowed in _steps(urls, emails)]
+    expected = [allowed.split("|") for *_, allowed in _steps(urls, emails, revision)]
     unexpected = [(i, o, a) for i, (o, a) in enumerate(zip(outcomes, expected, strict=True)) if o not in a]
     assert not unexpected, unexpected
     assert canary_sandbox.billed() > 0  # the key did reach the upstream, where it belongs
@@ -162,7 +171,7 @@ async def test_no_exception_from_a_real_faulty_upstream_carries_the_canary(canar
         for rule in rules:
             canary_sandbox.arm(**rule, endpoint="search")
             try:
-                await api.search(filters=TITLE, sorts=[], limit=1, cursor=None, fields=["basic_profile.name"])
+                await api.search(SearchRequest(filters=TITLE, limit=1, fields=["basic_profile.name"]))
             except PersonEnrichError as exc:
                 caught.append(exc)
     finally:
@@ -351,6 +360,10 @@ async def test_the_client_never_follows_an_upstream_redirect(status: int) -> Non
             )
             books = structured(await client.call_tool("get_budget", {}))
     assert canary.hits == []
-    assert redirector.hits == ["POST /person/enrich"]  # once: a redirect is not retried either
+    # The look-up was sent once: a redirect is not retried either. Before it, the server tried its free reads of the
+    # account (and, without a listing, the empty probe of the contact route), each once, each redirected unfollowed.
+    assert redirector.hits.count("POST /person/enrich") == 1 and redirector.hits[-1] == "POST /person/enrich"
+    assert len(set(redirector.hits)) == len(redirector.hits), redirector.hits
+    assert set(redirector.hits) - {"POST /person/enrich"} <= FREE_READS, redirector.hits
     assert result.is_error and "redirect" in text_of(result) and "PERSON_ENRICH_API_BASE_URL" in text_of(result)
     assert Decimal(books["spent"]) == 0 and Decimal(books["reserved"]) == 0

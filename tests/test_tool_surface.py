@@ -101,6 +101,22 @@ async def test_field_catalog_resource_lists_every_path_with_section_and_add_on(c
     assert by_path["contact.business_emails.email"]["addon_credits"] == "1.00"
     assert by_path["dev_platform_profiles"]["addon_credits"] == "1.00"
     assert "addon_credits" not in by_path["basic_profile.name"]
+    assert "addon_credits" not in by_path["contact.websites"]  # a contact tier priced 0
     assert by_path["experience.employment_details.current.title"]["section"] == "experience"
-    assert catalog["pricing"]["cap_per_profile"] == "7.00"
+    # Today's documented prices: a profile 1 (+1 developer platform, at most 2), contact tiers per tier returned (at
+    # most 5), search 0.03 a result, a fresh fetch (Live Enrich) 7 a profile.
+    pricing = catalog["pricing"]
+    assert set(pricing) == {
+        "profile",
+        "contact",
+        "search_per_result",
+        "force_fetch_or_enrich_realtime",
+        "no_match",
+        "note",
+    }
+    assert pricing["profile"].startswith("1.00 per matched profile") and "at most 2.00" in pricing["profile"]
+    assert "per tier returned" in pricing["contact"] and "at most 5.00" in pricing["contact"]
+    assert pricing["search_per_result"] == "0.03"
+    assert pricing["force_fetch_or_enrich_realtime"].startswith("7.00 per profile")
+    assert pricing["no_match"] == "free"
     assert set(catalog["default_fields"]) <= set(by_path)

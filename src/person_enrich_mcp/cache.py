@@ -1,10 +1,11 @@
 """A cache of enriched profiles, so a repeat look-up costs nothing.
 
 Entries are keyed by (kind, normalised identifier) and remember the field selection that was paid for: a
-cached superset serves any subset. A look-up that matched nobody is cached too (for a shorter time): it
-cost nothing, but skipping it saves a round trip and a rate-limit slot. For email look-ups the entry also
-remembers the `min_similarity_score` it was fetched with, and only serves requests at least as strict.
-Keys are hashed, so identifiers (emails are personal data) never appear in a shared store's key space.
+cached superset serves any subset, and a look-up that needs more asks the upstream only for what the entry lacks
+(the two are then merged and stored together). A look-up that matched nobody is cached too (for a shorter time):
+it cost nothing, but skipping it saves a round trip and a rate-limit slot. For email look-ups the entry also
+remembers the `min_similarity_score` it was fetched with, and only serves requests at least as strict. Keys are
+hashed, so identifiers (emails are personal data) never appear in a shared store's key space.
 
 Search pages are cached too (by query and cursor, for at most `PAGE_TTL_SECONDS`, since the index changes):
 reading the same page twice in a session should not pay 0.03 a result twice.
@@ -31,6 +32,36 @@ class CachedLookup:
     matches: list[EnrichMatch]
 
 
+@dataclass(frozen=True, slots=True)
+class CachedEntry:
+    """What the cache holds for one identifier: the selection paid for, the threshold used, the matches.
+
+    `profile_urls` holds, per match, the person's profile URL when it is known (email look-ups keep it, so a
+    later request for more profile sections can go straight to the URL-keyed endpoint).
+    """
+
+    selection: FieldSelection
+    min_score: float
+    matches: list[EnrichMatch]
+    profile_urls: tuple[str | None, ...] = ()
+
+    @property
+    def negative(self) -> bool:
+        """A known no-match."""
+        return not self.matches
+
+    def serves(self, selection: FieldSelection, min_score: float | None) -> CachedLookup | None:
+        """The answer for `selection` if this entry covers it at a threshold no stricter than asked."""
+        threshold = min_score or 0.0
+        if threshold < self.min_score:
+            return None
+        if self.negative:
+            return CachedLookup([])
+        if not self.selection.covers(selection):
+            return None
+        return CachedLookup([m for m in self.matches if m.confidence_score >= threshold])
+
+
 class ProfileCache:
     """Profiles by identifier and field selection, with a TTL, over a `StateStore`."""
 
@@ -44,37 +75,26 @@ class ProfileCache:
         digest = hashlib.sha256(f"{kind}\0{identifier}".encode()).hexdigest()[:40]
         return f"profile:{self._scope}:{digest}"
 
+    async def entry(self, kind: str, identifier: str) -> CachedEntry | None:
+        """The live entry for an identifier, if any."""
+        if self._ttl <= 0:
+            return None
+        raw = await self._store.cache_get(self._key(kind, identifier))
+        if raw is None:
+            return None
+        stored: dict[str, Any] = json.loads(raw)
+        matches = [EnrichMatch.model_validate(m) for m in cast(list[dict[str, Any]], stored["matches"])]
+        urls = tuple(cast(list[str | None], stored.get("urls") or []))
+        return CachedEntry(
+            FieldSelection(tuple(cast(list[str], stored["sel"]))), float(stored.get("min") or 0.0), matches, urls
+        )
+
     async def get(
         self, kind: str, identifier: str, selection: FieldSelection, min_score: float | None
     ) -> CachedLookup | None:
         """The cached answer if it covers `selection` and was fetched at a threshold no stricter than asked."""
-        if self._ttl <= 0:
-            return None
-        raw = await self._store.cache_get(self._key(kind, identifier))
-        if raw is None:
-            return None
-        entry: dict[str, Any] = json.loads(raw)
-        threshold = min_score or 0.0
-        if threshold < float(entry.get("min") or 0.0):
-            return None
-        matches = [EnrichMatch.model_validate(m) for m in cast(list[dict[str, Any]], entry["matches"])]
-        if not matches:
-            return CachedLookup([])
-        if not FieldSelection(tuple(cast(list[str], entry["sel"]))).covers(selection):
-            return None
-        return CachedLookup([m for m in matches if m.confidence_score >= threshold])
-
-    async def cached_selection(self, kind: str, identifier: str) -> FieldSelection | None:
-        """The selection a live positive entry was paid for, if any (to widen a re-fetch at no extra cost)."""
-        if self._ttl <= 0:
-            return None
-        raw = await self._store.cache_get(self._key(kind, identifier))
-        if raw is None:
-            return None
-        entry: dict[str, Any] = json.loads(raw)
-        if not entry["matches"]:
-            return None
-        return FieldSelection(tuple(cast(list[str], entry["sel"])))
+        entry = await self.entry(kind, identifier)
+        return entry.serves(selection, min_score) if entry is not None else None
 
     async def put(
         self,
@@ -83,14 +103,18 @@ class ProfileCache:
         selection: FieldSelection,
         min_score: float | None,
         matches: list[EnrichMatch],
+        *,
+        profile_urls: tuple[str | None, ...] = (),
     ) -> None:
-        """Remember what one identifier returned for the selection that was paid for."""
+        """Remember what one identifier returned for the selection that was paid for (replacing the old entry)."""
         if self._ttl <= 0:
             return
         stored = [
             {"confidence_score": m.confidence_score, "person_data": project(m.person_data, selection)} for m in matches
         ]
-        entry = {"sel": list(selection.paths), "min": min_score or 0.0, "matches": stored}
+        entry: dict[str, Any] = {"sel": list(selection.paths), "min": min_score or 0.0, "matches": stored}
+        if any(profile_urls):
+            entry["urls"] = list(profile_urls)
         ttl = self._ttl if matches else self._negative_ttl
         await self._store.cache_put(self._key(kind, identifier), json.dumps(entry, separators=(",", ":")), ttl)
 

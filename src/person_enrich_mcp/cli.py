@@ -6,7 +6,8 @@ import argparse
 import logging
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import SecretStr
@@ -50,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser("sandbox", help="run the offline emulator of the Person API over HTTP")
     sandbox_cli.add_arguments(sandbox)
     commands.add_parser("demo", help="run a scripted MCP session against the sandbox and print what happens")
+    check = commands.add_parser(
+        "check",
+        help="check the key, the API revision, the account's endpoints, limits, prices and balance (free)",
+        description="Check what this key can do, without spending a credit: key and version header, which API "
+        "revision the upstream speaks, which person endpoints and fields the account has, their rate limits and "
+        "prices, and the balance. Exits 1 with one sentence per problem.",
+    )
+    check.add_argument("--json", action="store_true", help="print the report as JSON (for scripts)")
     token = commands.add_parser("token", help="manage HTTP bearer tokens")
     token_commands = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
     create = token_commands.add_parser("create", help="print a new random token once, and its tokens-file line")
@@ -72,22 +81,41 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in names}
 
 
-def serve(settings: Settings, *, sandbox: bool, transport: str, host: str, port: int) -> int:
-    """Serve MCP over stdio or HTTP until stopped; with `sandbox`, against an embedded sandbox."""
+@contextmanager
+def _upstream(settings: Settings, *, sandbox: bool) -> Generator[Settings]:
+    """The settings to run with: as given, or pointed at an embedded sandbox for as long as the block runs."""
     if not sandbox:
-        return _serve(settings, transport=transport, host=host, port=port)
+        yield settings
+        return
     from person_enrich_mcp.sandbox import SandboxServer  # only now: the emulator's stack costs start-up time
 
     with SandboxServer() as upstream:
         logger.info("embedded sandbox at %s (synthetic data)", upstream.url)
-        sandboxed = settings.model_copy(
+        yield settings.model_copy(
             update={
                 "api_base_url": upstream.url,
                 "api_key": SecretStr(f"sandbox-{secrets.token_hex(8)}"),
                 "sandbox": True,
             }
         )
-        return _serve(sandboxed, transport=transport, host=host, port=port)
+
+
+def serve(settings: Settings, *, sandbox: bool, transport: str, host: str, port: int) -> int:
+    """Serve MCP over stdio or HTTP until stopped; with `sandbox`, against an embedded sandbox."""
+    with _upstream(settings, sandbox=sandbox) as effective:
+        return _serve(effective, transport=transport, host=host, port=port)
+
+
+def check(settings: Settings, *, sandbox: bool, as_json: bool) -> int:
+    """Run `check` and print its report; 0 when nothing stops the server from working, else 1."""
+    import anyio
+
+    from person_enrich_mcp.check import render_json, run_check
+
+    with _upstream(settings, sandbox=sandbox) as effective:
+        report = anyio.run(run_check, effective)
+    sys.stdout.write((render_json(report) if as_json else report.render()) + "\n")
+    return 0 if report.ok else 1
 
 
 def _serve(settings: Settings, *, transport: str, host: str, port: int) -> int:
@@ -129,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(_flags(args))
         if not args.sandbox:
             settings.require_api_key()
+        if args.command == "check":
+            return check(settings, sandbox=args.sandbox, as_json=args.json)
         return serve(settings, sandbox=args.sandbox, transport=args.transport, host=args.host, port=args.port)
     except ConfigurationError as exc:
         sys.stderr.write(f"person-enrich-mcp: {exc}\n")

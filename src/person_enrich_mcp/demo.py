@@ -93,7 +93,11 @@ async def _session() -> None:
         found = _show(await client.call_tool("search_then_enrich", {"filters": SEARCH_FILTERS, "limit": 4}))
         urls = _urls(found)
 
-        _step(3, "enrich_person_by_url: two of them with work emails (2 credits each), a made-up and a malformed URL")
+        _step(
+            3,
+            "enrich_person_by_url: work emails for two of them (names cached: 1 credit per email found), "
+            "a made-up and a malformed URL",
+        )
         ask = [*urls[:2], "https://www.linkedin.com/in/", "https://www.linkedin.com/in/not-a-real-person-0000"]
         first = _show(
             await client.call_tool(
@@ -114,7 +118,7 @@ async def _session() -> None:
             )
         )
 
-        _step(6, "over budget: 25 people with every contact field (6 credits each) is refused up front")
+        _step(6, "over budget: 25 people with every contact field (up to 5 credits each) is refused up front")
         many = [f"https://www.linkedin.com/in/demo-person-{i:04d}" for i in range(25)]
         _show(
             await client.call_tool(

@@ -3,8 +3,10 @@
     PersonEnrichError
     ├── ConfigurationError                  bad or missing settings (startup only)
     ├── InputError                          arguments rejected locally, before anything is spent
+    │   └── PlanRestrictionError            the account's plan lacks an endpoint or field the call needs
     ├── SpendRefusedError                   the call was not made; nothing was spent
     │   ├── BudgetExceededError             estimate does not fit the session budget
+    │   ├── AccountBalanceError             estimate is above the upstream account's balance
     │   ├── CallCeilingError                estimate is above the call's own max_credits
     │   ├── ConfirmationRequiredError       above the confirmation threshold, and the client cannot be asked
     │   └── ConfirmationDeclinedError       the user said no
@@ -19,6 +21,7 @@
             ├── InsufficientCreditsError    402, or 403 "insufficient credits"
             ├── PermissionDeniedError       403 (plan-gated fields or endpoint)
             ├── NotFoundError               404
+            │   └── EndpointMissingError    404 for a route this upstream does not have (another API revision)
             ├── RateLimitError              429
             └── ServerError                 5xx
 
@@ -56,6 +59,12 @@ class InputError(PersonEnrichError):
     code = "invalid_input"
 
 
+class PlanRestrictionError(InputError):
+    """The account's plan does not include an endpoint or field the call needs; found out for free, nothing sent."""
+
+    code = "not_in_plan"
+
+
 class SpendRefusedError(PersonEnrichError):
     """The call was refused before anything was spent."""
 
@@ -71,6 +80,12 @@ class BudgetExceededError(SpendRefusedError):
     """The worst-case cost does not fit in what is left of the session budget."""
 
     code = "budget_exceeded"
+
+
+class AccountBalanceError(SpendRefusedError):
+    """The worst-case cost is above what the upstream account has left."""
+
+    code = "account_balance_low"
 
 
 class CallCeilingError(SpendRefusedError):
@@ -92,13 +107,14 @@ class ConfirmationDeclinedError(SpendRefusedError):
 
 
 class APIError(PersonEnrichError):
-    """The upstream call failed."""
+    """The upstream call failed; `credits_used` is what the answer said it billed (`x-credits-used`), if it said."""
 
     code = "upstream_error"
 
-    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+    def __init__(self, message: str, *, request_id: str | None = None, credits_used: Decimal | None = None) -> None:
         super().__init__(message)
         self.request_id = request_id
+        self.credits_used = credits_used
 
 
 class APIConnectionError(APIError):
@@ -117,10 +133,6 @@ class APIResponseError(APIError):
     """The upstream answered 2xx with a body that is not the documented JSON."""
 
     code = "upstream_bad_response"
-
-    def __init__(self, message: str, *, request_id: str | None = None, credits_used: Decimal | None = None) -> None:
-        super().__init__(message, request_id=request_id)
-        self.credits_used = credits_used
 
 
 class LocalRateLimitError(APIError):
@@ -143,8 +155,9 @@ class APIStatusError(APIError):
         status_code: int,
         error_type: str | None = None,
         request_id: str | None = None,
+        credits_used: Decimal | None = None,
     ) -> None:
-        super().__init__(message, request_id=request_id)
+        super().__init__(message, request_id=request_id, credits_used=credits_used)
         self.status_code = status_code
         self.error_type = error_type
 
@@ -179,9 +192,12 @@ class PermissionDeniedError(APIStatusError):
         status_code: int,
         error_type: str | None = None,
         request_id: str | None = None,
+        credits_used: Decimal | None = None,
         denied_fields: tuple[str, ...] = (),
     ) -> None:
-        super().__init__(message, status_code=status_code, error_type=error_type, request_id=request_id)
+        super().__init__(
+            message, status_code=status_code, error_type=error_type, request_id=request_id, credits_used=credits_used
+        )
         self.denied_fields = denied_fields
 
 
@@ -189,6 +205,12 @@ class NotFoundError(APIStatusError):
     """404: no data for any identifier (the spec's variant of an empty match)."""
 
     code = "upstream_not_found"
+
+
+class EndpointMissingError(NotFoundError):
+    """404 because the upstream has no such endpoint: it speaks another revision of the Person API."""
+
+    code = "upstream_endpoint_missing"
 
 
 class RateLimitError(APIStatusError):
@@ -203,9 +225,12 @@ class RateLimitError(APIStatusError):
         status_code: int = 429,
         error_type: str | None = None,
         request_id: str | None = None,
+        credits_used: Decimal | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message, status_code=status_code, error_type=error_type, request_id=request_id)
+        super().__init__(
+            message, status_code=status_code, error_type=error_type, request_id=request_id, credits_used=credits_used
+        )
         self.retry_after = retry_after
 
 
@@ -226,6 +251,12 @@ def model_message(exc: PersonEnrichError, *, already_charged: Decimal = Decimal(
     failed enrichment): the message then says so instead of claiming nothing was charged.
     """
     text = _describe(exc)
+    if isinstance(exc, APIStatusError) and exc.credits_used:
+        # An error answer can still carry a bill (a gateway error after the backend did the work): say so.
+        text = text.replace(
+            "Nothing was charged.",
+            f"The upstream reported {format_credits(exc.credits_used)} credits used for it, which are recorded.",
+        )
     if already_charged > 0:
         text = text.replace(
             "Nothing was charged.",
@@ -261,13 +292,27 @@ def _describe(exc: PersonEnrichError) -> str:
         return f"The Person API rate limit is exhausted and the bounded wait ran out. Nothing was charged.{wait}"
     if isinstance(exc, ServerError):
         return (
-            f"The Person API failed with {exc.status_code} after retries{_ref(exc)}. Nothing was charged. "
+            f"The Person API failed with {exc.status_code}{_ref(exc)}. Nothing was charged. "
             "Retry later, or with fewer identifiers."
         )
     if isinstance(exc, BadRequestError):
+        if "unknown parameter" in str(exc).lower():
+            # The server, not the caller, chose the request's keys: the upstream speaks another API revision.
+            return (
+                f"The Person API does not accept a parameter this server sent ({exc.status_code}: {exc}){_ref(exc)}. "
+                "Nothing was "
+                "charged. It speaks another revision of the API than this server was told: the operator should set "
+                "PERSON_ENRICH_API_DIALECT=auto (found out for free) and restart; retrying will not help."
+            )
         return (
             f"The Person API rejected the request ({exc.status_code}): {exc}{_ref(exc)}. Nothing was charged. "
             "Fix the argument it names and call again."
+        )
+    if isinstance(exc, EndpointMissingError):
+        return (
+            f"The Person API has no such endpoint ({exc}){_ref(exc)}. Nothing was charged. It speaks another "
+            "revision of the API than this server was told: the operator should set PERSON_ENRICH_API_DIALECT=auto "
+            "(found out for free) and restart; retrying will not help."
         )
     if isinstance(exc, NotFoundError):
         return f"The Person API found no data (404){_ref(exc)}. Nothing was charged."

@@ -200,6 +200,10 @@ class FieldSelection:
         """True if the selection asks for any data at or under `path`."""
         return _touches(self.paths, path)
 
+    def not_covered_by(self, other: FieldSelection) -> tuple[str, ...]:
+        """This selection's paths that `other` does not cover (what a cached `other` still lacks)."""
+        return tuple(p for p in self.paths if not _covers(other.paths, (p,)))
+
     @property
     def key(self) -> str:
         """A stable string for cache keys and logs."""
@@ -296,6 +300,21 @@ def _project(value: Any, trie: _Trie) -> Any:
         items = (_project(item, trie) for item in value)  # pyright: ignore[reportUnknownVariableType]
         return [item for item in items if item]
     return None  # a dot-path that runs into a scalar selects nothing
+
+
+def merge(older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any]:
+    """`newer` laid over `older`: objects merge key by key, anything else (lists included) is replaced.
+
+    Used to join one person's data from several requests (profile sections, contact tiers) and from the cache.
+    """
+    out = dict(older)
+    for key, value in newer.items():
+        held = out.get(key)
+        if isinstance(value, dict) and isinstance(held, dict):
+            out[key] = merge(cast(dict[str, Any], held), cast(dict[str, Any], value))
+        else:
+            out[key] = value
+    return out
 
 
 def project(person_data: dict[str, Any], selection: FieldSelection) -> dict[str, Any]:

@@ -1,57 +1,83 @@
 """What a request can cost (the worst case, reserved before the call) and what an answer did cost.
 
-Prices follow reference Part 1, item 4: per matched profile, base 1 credit, add-ons by the requested
-contact and dev-platform fields, at most 7; search 0.03 per result returned; live look-ups
-(`enrich_realtime` / `force_fetch`) are undocumented, so they are reserved at the cap.
+Prices are per endpoint: a base per matched person, add-ons by the fields asked for (or, for contact tiers, the
+fields returned), and a cap. The documented tables (`api.contract`) are the fallback; an account's own prices
+from `GET /account/endpoints` replace them where listed (`account.py` builds that table). Credits are `Decimal`
+throughout: search costs 0.03 a result, and floats would drift.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import lru_cache
+from typing import Literal
 
-from person_enrich_mcp.fields import FieldSelection
+from person_enrich_mcp.api import contract
+from person_enrich_mcp.api.contract import Dialect
 
-BASE_PROFILE = Decimal(1)
-PROFILE_CAP = Decimal(7)
-LIVE_PROFILE = PROFILE_CAP
-SEARCH_PER_RESULT = Decimal("0.03")
-
-# Each add-on is charged once per matched profile when the selection asks for anything at or under its path
-# (so the whole `contact` group triggers all three contact add-ons).
-ADDONS: dict[str, Decimal] = {
-    "contact.business_emails": Decimal(1),
-    "contact.personal_emails": Decimal(2),
-    "contact.phone_numbers": Decimal(2),
-    "dev_platform_profiles": Decimal(1),
-}
+_ZERO = Decimal(0)
 
 
-def addon_for_path(path: str) -> Decimal:
-    """The add-on credits a path triggers on its own (a group counts every add-on inside it)."""
-    return _addons(FieldSelection((path,)))
+def _touches(paths: Iterable[str], addon: str) -> bool:
+    """True if any path asks for data at or under `addon` (or is a group containing it)."""
+    return any(p == addon or p.startswith(addon + ".") or addon.startswith(p + ".") for p in paths)
 
 
-@lru_cache(maxsize=1024)  # a few distinct selections, priced several times a call
-def _addons(selection: FieldSelection) -> Decimal:
-    return sum((price for addon, price in ADDONS.items() if selection.touches(addon)), start=Decimal(0))
+@dataclass(frozen=True, slots=True)
+class Price:
+    """One endpoint's prices: a base per matched person, add-ons by field, and an optional cap per person."""
+
+    base: Decimal
+    addons: Mapping[str, Decimal] = field(default_factory=dict[str, Decimal])
+    cap: Decimal | None = None
+
+    def of(self, paths: Iterable[str]) -> Decimal:
+        """Credits for one matched person whose request (or answer) touches `paths`."""
+        wanted = tuple(paths)
+        total = self.base + sum((price for addon, price in self.addons.items() if _touches(wanted, addon)), _ZERO)
+        return total if self.cap is None else min(total, self.cap)
+
+    def addon(self, path: str) -> Decimal:
+        """The add-on credits `path` triggers on its own (a group counts every add-on inside it)."""
+        return sum((price for addon, price in self.addons.items() if _touches((path,), addon)), _ZERO)
 
 
-def profile_cost(selection: FieldSelection, *, live: bool = False) -> Decimal:
-    """Credits for one matched profile with this selection."""
-    if live:
-        return LIVE_PROFILE
-    return min(BASE_PROFILE + _addons(selection), PROFILE_CAP)
+Source = Literal["documented", "account"]
 
 
-def enrich_worst_case(identifiers: int, selection: FieldSelection, *, live: bool = False) -> Decimal:
-    """The most an enrich of `identifiers` look-ups can cost: every one matches."""
-    return profile_cost(selection, live=live) * identifiers
+@dataclass(frozen=True, slots=True)
+class PriceTable:
+    """Every price the server quotes with, for one upstream dialect."""
 
+    dialect: Dialect
+    enrich: Price
+    contact: Price
+    live: Price
+    search_per_result: Decimal
+    verified_surcharge: Decimal
+    source: Source = "documented"
 
-def search_cost(results: int) -> Decimal:
-    """Credits for a search page that returned `results` profiles."""
-    return SEARCH_PER_RESULT * results
+    @classmethod
+    def documented(cls, dialect: Dialect) -> PriceTable:
+        """The upstream's published prices for `dialect` (reference: `api.contract`)."""
+        if dialect is Dialect.OVERVIEW:
+            enrich = Price(contract.OVERVIEW_BASE, dict(contract.OVERVIEW_ADDONS), contract.OVERVIEW_CAP)
+        else:
+            enrich = Price(contract.ENRICH_BASE, dict(contract.ENRICH_ADDONS), contract.ENRICH_CAP)
+        return cls(
+            dialect=dialect,
+            enrich=enrich,
+            contact=Price(contract.CONTACT_BASE, dict(contract.CONTACT_TIER_PRICES), contract.CONTACT_CAP),
+            # The overview's refresh flags are undocumented in price: held at the overview's cap, which is 7 too.
+            live=Price(contract.LIVE_PER_PROFILE),
+            search_per_result=contract.SEARCH_PER_RESULT,
+            verified_surcharge=contract.VERIFIED_SURCHARGE,
+        )
+
+    def search(self, results: int) -> Decimal:
+        """Credits for a search page that returned `results` profiles."""
+        return self.search_per_result * results
 
 
 def to_credits(value: float | int | str | Decimal) -> Decimal:

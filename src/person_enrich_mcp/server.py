@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, cast
 
 import httpx2
@@ -17,12 +18,26 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 
-from person_enrich_mcp import __version__, fields, pricing
-from person_enrich_mcp.api import ENRICH, SEARCH, PersonAPI, RateLimiter, RetryPolicy
+from person_enrich_mcp import __version__, fields
+from person_enrich_mcp.account import AccountService
+from person_enrich_mcp.api import (
+    ACCOUNT,
+    AUTOCOMPLETE,
+    CONTACT,
+    ENRICH,
+    LIVE,
+    SEARCH,
+    Dialect,
+    PersonAPI,
+    RateLimiter,
+    RetryPolicy,
+    contract,
+)
 from person_enrich_mcp.budget import Budget
 from person_enrich_mcp.cache import ProfileCache
 from person_enrich_mcp.errors import format_credits
 from person_enrich_mcp.metrics import Metrics
+from person_enrich_mcp.pricing import PriceTable
 from person_enrich_mcp.settings import Settings
 from person_enrich_mcp.state import StateStore, open_store
 from person_enrich_mcp.tools.budget import get_budget
@@ -130,22 +145,41 @@ def _tool(spec: ToolSpec) -> Tool:
 
 
 def field_catalog() -> dict[str, Any]:
-    """The resource listing every valid field path, its section and its credit add-on."""
+    """The resource listing every valid field path, its section and its documented credit add-on."""
+    prices = PriceTable.documented(Dialect.CURRENT)
     return {
         "pricing": {
-            "base_per_matched_profile": format_credits(pricing.BASE_PROFILE),
-            "cap_per_profile": format_credits(pricing.PROFILE_CAP),
-            "search_per_result": f"{pricing.SEARCH_PER_RESULT}",
+            "profile": (
+                f"{format_credits(prices.enrich.base)} per matched profile, +1 with dev_platform_profiles "
+                f"(at most {format_credits(prices.enrich.cap or prices.enrich.base)})"
+            ),
+            "contact": "per tier returned, per matched person: business emails 1, personal emails 2, phones 2 "
+            f"(at most {format_credits(prices.contact.cap or Decimal(0))}); a work-email look-up buys at least one",
+            "search_per_result": f"{prices.search_per_result}",
+            "force_fetch_or_enrich_realtime": f"{format_credits(prices.live.base)} per profile (Live Enrich)",
             "no_match": "free",
+            "note": "Documented prices. An account's own prices replace them; get_budget says which apply.",
         },
         "default_fields": list(fields.DEFAULT_PATHS),
         "sections": list(fields.SECTIONS),
         "fields": [
             {"path": path, "section": fields.section_of(path), "addon_credits": format_credits(addon)}
-            if (addon := pricing.addon_for_path(path))
+            if (addon := prices.enrich.addon(path) + prices.contact.addon(path))
             else {"path": path, "section": fields.section_of(path)}
             for path in fields.ALL_PATHS
         ],
+    }
+
+
+def configured_rpm(settings: Settings) -> dict[str, int | None]:
+    """The operator's rate limits per upstream endpoint (None: the account's, else the documented one)."""
+    return {
+        ENRICH: settings.enrich_rpm,
+        CONTACT: settings.contact_rpm,
+        LIVE: settings.live_rpm,
+        SEARCH: settings.search_rpm,
+        AUTOCOMPLETE: settings.autocomplete_rpm,
+        ACCOUNT: None,
     }
 
 
@@ -180,7 +214,7 @@ def build_server(
         store = store_factory() if store_factory is not None else open_store(settings.state_url)
         limiter = RateLimiter(
             store,
-            limits={ENRICH: settings.enrich_rpm, SEARCH: settings.search_rpm},
+            limits=dict(contract.DOCUMENTED_RPM),
             window_seconds=settings.rate_window_seconds,
             max_wait=settings.max_wait_seconds,
             bucket_prefix=f"rl:{fingerprint}",
@@ -200,9 +234,19 @@ def build_server(
             transport=transport,
             metrics=counters,
         )
+        account = AccountService(
+            api,
+            store,
+            scope=f"{fingerprint}:{hashlib.sha256(settings.api_base_url.encode()).hexdigest()[:12]}",
+            pinned=None if settings.api_dialect == "auto" else Dialect(settings.api_dialect),
+            configured_rpm=configured_rpm(settings),
+            refresh_seconds=settings.account_refresh_seconds,
+            balance_seconds=settings.account_balance_seconds,
+        )
         state = AppState(
             settings=settings,
             api=api,
+            account=account,
             store=store,
             budget=Budget(
                 store,

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -43,8 +43,49 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("max_result_bytes", "PERSON_ENRICH_MAX_RESULT_BYTES", "--max-result-bytes", "size cap of one result"),
     Option("cache_ttl_seconds", "PERSON_ENRICH_CACHE_TTL", "--cache-ttl", "seconds a looked-up profile is reused"),
-    Option("enrich_rpm", "PERSON_ENRICH_ENRICH_RPM", "--enrich-rpm", "upstream enrich requests per minute"),
-    Option("search_rpm", "PERSON_ENRICH_SEARCH_RPM", "--search-rpm", "upstream search requests per minute"),
+    Option(
+        "api_dialect",
+        "PERSON_ENRICH_API_DIALECT",
+        "--api-dialect",
+        "which Person API revision the upstream speaks: auto (found out for free), current (split enrich, contact "
+        "and live endpoints) or overview (one enrich with business emails and contact fields)",
+    ),
+    Option(
+        "enrich_rpm",
+        "PERSON_ENRICH_ENRICH_RPM",
+        "--enrich-rpm",
+        "upstream enrich requests per minute (default: the account's limit, else 15; can only lower the account's)",
+    ),
+    Option(
+        "contact_rpm",
+        "PERSON_ENRICH_CONTACT_RPM",
+        "--contact-rpm",
+        "upstream contact-enrich requests per minute (default: the account's limit, else 15)",
+    ),
+    Option(
+        "live_rpm",
+        "PERSON_ENRICH_LIVE_RPM",
+        "--live-rpm",
+        "upstream live-enrich requests per minute (default: the account's limit, else 10)",
+    ),
+    Option(
+        "search_rpm",
+        "PERSON_ENRICH_SEARCH_RPM",
+        "--search-rpm",
+        "upstream search requests per minute (default: the account's limit, else 30)",
+    ),
+    Option(
+        "autocomplete_rpm",
+        "PERSON_ENRICH_AUTOCOMPLETE_RPM",
+        "--autocomplete-rpm",
+        "upstream autocomplete requests per minute (default: the account's limit, else 15)",
+    ),
+    Option(
+        "account_refresh_seconds",
+        "PERSON_ENRICH_ACCOUNT_REFRESH",
+        "--account-refresh",
+        "seconds between free re-reads of the account's endpoints, limits and prices (also re-read after a 403)",
+    ),
     Option(
         "rate_window_seconds",
         "PERSON_ENRICH_RATE_WINDOW",
@@ -121,8 +162,15 @@ class Settings(BaseModel):
     max_result_bytes: int = Field(default=40_000, ge=2_000, le=5_000_000)
     cache_ttl_seconds: float = Field(default=86_400.0, ge=0)
     negative_cache_ttl_seconds: float = Field(default=600.0, ge=0)
-    enrich_rpm: int = Field(default=15, ge=1, le=100_000)
-    search_rpm: int = Field(default=30, ge=1, le=100_000)
+    api_dialect: Literal["auto", "current", "overview"] = "auto"
+    # None: the account's own limit, else the documented default (`api.contract.DOCUMENTED_RPM`).
+    enrich_rpm: int | None = Field(default=None, ge=1, le=100_000)
+    contact_rpm: int | None = Field(default=None, ge=1, le=100_000)
+    live_rpm: int | None = Field(default=None, ge=1, le=100_000)
+    search_rpm: int | None = Field(default=None, ge=1, le=100_000)
+    autocomplete_rpm: int | None = Field(default=None, ge=1, le=100_000)
+    account_refresh_seconds: float = Field(default=600.0, ge=1, le=86_400)
+    account_balance_seconds: float = Field(default=60.0, ge=0, le=86_400)
     rate_window_seconds: float = Field(default=60.0, gt=0)
     request_timeout: float = Field(default=30.0, gt=0, le=600)
     connect_timeout: float = Field(default=5.0, gt=0, le=120)

@@ -1,4 +1,8 @@
-"""Fixtures for the sandbox tests: real SandboxServers on ephemeral loopback ports, and one key per test."""
+"""Fixtures for the sandbox tests: real SandboxServers on ephemeral loopback ports, and one key per test.
+
+Every server-providing fixture follows the `revision` fixture ("current" unless a module overrides it, for
+example to run its tests against each revision).
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,43 @@ import httpx2
 import pytest
 
 from person_enrich_mcp.sandbox import SandboxConfig, SandboxServer
+from person_enrich_mcp.sandbox.endpoints import Revision
 from tests.sandbox.sandbox_helpers import SMALL, FakeClock, ServerFactory, http_client
+
+# Rate limits high enough not to interfere with tests that share a server.
+HIGH_LIMITS: dict[str, Any] = {
+    f"{name}_rpm": 10_000 for name in ("enrich", "contact", "live", "search", "autocomplete", "account")
+}
+
+
+@pytest.fixture
+def revision() -> Revision:
+    """The revision the test's servers emulate; modules override it (see `both_revisions`)."""
+    return "current"
+
+
+def _shared_server(revision: Revision) -> Iterator[SandboxServer]:
+    with SandboxServer(SandboxConfig(revision=revision, **HIGH_LIMITS)) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
-def sandbox() -> Iterator[SandboxServer]:
-    """One shared server with the default 5,000-person dataset; rate limits high enough not to interfere."""
-    with SandboxServer(SandboxConfig(enrich_rpm=10_000, search_rpm=10_000)) as server:
-        yield server
+def current_sandbox() -> Iterator[SandboxServer]:
+    """One shared server of today's revision with the default 5,000-person dataset."""
+    yield from _shared_server("current")
+
+
+@pytest.fixture(scope="session")
+def overview_sandbox() -> Iterator[SandboxServer]:
+    """One shared server of the overview revision (same dataset, built once for both)."""
+    yield from _shared_server("overview")
+
+
+@pytest.fixture
+def sandbox(request: pytest.FixtureRequest, revision: Revision) -> SandboxServer:
+    """The shared 5,000-person server of the test's revision."""
+    server: SandboxServer = request.getfixturevalue(f"{revision}_sandbox")
+    return server
 
 
 @pytest.fixture
@@ -41,12 +74,12 @@ def admin(sandbox: SandboxServer) -> Iterator[httpx2.Client]:
 
 
 @pytest.fixture
-def make_server() -> Iterator[ServerFactory]:
+def make_server(revision: Revision) -> Iterator[ServerFactory]:
     """Start dedicated servers (small dataset unless told otherwise); all are stopped after the test."""
     servers: list[SandboxServer] = []
 
     def start(**overrides: Any) -> SandboxServer:
-        settings: dict[str, Any] = {**SMALL, **overrides}
+        settings: dict[str, Any] = {**SMALL, "revision": revision, **overrides}
         server = SandboxServer(SandboxConfig(**settings)).start()
         servers.append(server)
         return server
@@ -64,11 +97,12 @@ def _small_world() -> Iterator[tuple[SandboxServer, FakeClock]]:
 
 
 @pytest.fixture
-def small(_small_world: tuple[SandboxServer, FakeClock]) -> SandboxServer:
+def small(_small_world: tuple[SandboxServer, FakeClock], revision: Revision) -> SandboxServer:
     """A small-dataset server with default settings, shared by a module and reset before each test."""
     server, _clock = _small_world
     with http_client(server.url) as http:
         assert http.post("/_sandbox/reset").status_code == 200
+        assert http.post("/_sandbox/config", json={"revision": revision}).status_code == 200
     return server
 
 

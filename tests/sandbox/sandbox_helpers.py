@@ -57,3 +57,23 @@ def ledger_entry(base_url: str, key: str) -> dict[str, Any]:
     assert response.status_code == 200
     entry: dict[str, Any] = response.json()
     return entry
+
+
+def profile_slug(url: str) -> str:
+    """The slug of a profile URL as the sandbox hands them out."""
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def set_plan(base_url: str, key: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Partially update one key's plan through `POST /_sandbox/plan`; returns the plan as served."""
+    with http_client(base_url) as http:
+        response = http.post("/_sandbox/plan", json=changes, headers={"authorization": f"Bearer {key}"})
+    assert response.status_code == 200, response.text
+    plan: dict[str, Any] = response.json()
+    return plan
+
+
+def error_of(response: httpx2.Response) -> dict[str, Any]:
+    """The `error` object of an upstream-style error answer."""
+    error: dict[str, Any] = response.json()["error"]
+    return error

@@ -12,7 +12,15 @@ import httpx2
 import pytest
 
 from person_enrich_mcp.sandbox import SandboxServer
+from person_enrich_mcp.sandbox.endpoints import REVISIONS, Revision
 from tests.sandbox.sandbox_helpers import Configure, headers_for, http_client, ledger_entry, sample
+
+
+@pytest.fixture(params=REVISIONS)
+def revision(request: pytest.FixtureRequest) -> Revision:
+    """Every test here runs against both revisions: the behaviour is shared."""
+    return request.param
+
 
 SEARCH = {"filters": {"field": "basic_profile.location.continent", "type": "=", "value": "Africa"}, "limit": 3}
 
@@ -128,7 +136,9 @@ def test_identifier_samples_are_deterministic_and_page_by_offset(admin: httpx2.C
     assert total >= 10
 
 
-def test_identifier_samples_are_valid_and_mixed(client: httpx2.Client, sandbox: SandboxServer) -> None:
+def test_identifier_samples_are_valid_and_mixed(
+    client: httpx2.Client, sandbox: SandboxServer, revision: Revision
+) -> None:
     urls = sample(client, "url", 25)
     body = client.post("/person/enrich", json={"professional_network_profile_urls": urls}).json()
     assert all(len(entry["matches"]) == 1 for entry in body)
@@ -137,7 +147,9 @@ def test_identifier_samples_are_valid_and_mixed(client: httpx2.Client, sandbox: 
     }
     assert len(companies) > 10  # a shuffled sample, not 25 colleagues
     emails = sample(client, "email", 25)
-    body = client.post("/person/enrich", json={"business_emails": emails}).json()
+    # E-mail look-ups moved from /person/enrich to /person/contact/enrich in today's revision.
+    email_path = "/person/enrich" if revision == "overview" else "/person/contact/enrich"
+    body = client.post(email_path, json={"business_emails": emails}).json()
     assert all(entry["matches"] for entry in body)
     opted_out = sample(client, "opted_out_url", 3)
     for url in opted_out:
@@ -155,20 +167,27 @@ def test_identifier_endpoint_validates_its_parameters(admin: httpx2.Client, para
     assert response.json()["error"]["type"] == "invalid_request"
 
 
-def test_config_endpoint_shows_and_updates_run_time_settings(small: SandboxServer) -> None:
+def test_config_endpoint_shows_and_updates_run_time_settings(small: SandboxServer, revision: Revision) -> None:
     server = small
     with http_client(server.url) as http:
         shown = http.get("/_sandbox/config").json()
         assert shown == {
+            "revision": revision,
             "enrich_rpm": 15,
+            "contact_rpm": 15,
+            "live_rpm": 10,
             "search_rpm": 30,
+            "autocomplete_rpm": 300,
+            "account_rpm": 300,
             "rate_window": 60.0,
             "rate_limits_enabled": True,
             "send_retry_after": False,
+            "credits_header": True,
             "gated_fields": [],
             "no_match_status": 200,
             "default_fields": "default",
             "include_default_families": True,
+            "live_latency_ms": 0,
         }
         changes: dict[str, Any] = {
             "enrich_rpm": 100,
@@ -185,7 +204,8 @@ def test_config_endpoint_shows_and_updates_run_time_settings(small: SandboxServe
             "/person/enrich", json={"professional_network_profile_urls": urls}, headers=headers_for("cfg")
         )
     assert enrich.headers["x-ratelimit-limit"] == "100"
-    assert enrich.headers["x-credits-used"] == "7"
+    # "all" returns every group: 7 with the overview's add-ons, 2 (base + developer platform) today.
+    assert enrich.headers["x-credits-used"] == ("7" if revision == "overview" else "2")
     assert "honors" not in enrich.json()[0]["matches"][0]["person_data"]  # gated fields are left out, not 403'd
     assert server.state.config.default_fields == "all"
 
@@ -202,6 +222,11 @@ def test_config_endpoint_shows_and_updates_run_time_settings(small: SandboxServe
         {"default_fields": "some"},
         {"gated_fields": ["not.a.field"]},
         {"gated_fields": "honors"},
+        {"revision": "2024"},
+        {"credits_header": "off"},
+        {"live_latency_ms": -1},
+        {"hostile_people": 3},
+        {"default_plan": {}},
         ["enrich_rpm"],
     ],
 )

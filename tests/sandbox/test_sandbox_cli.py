@@ -18,6 +18,7 @@ import pytest
 from person_enrich_mcp.cli import build_parser
 from person_enrich_mcp.sandbox import FaultRule, SandboxConfig
 from person_enrich_mcp.sandbox.cli import add_arguments, config_from_args, run
+from person_enrich_mcp.sandbox.plans import Plan
 from tests.sandbox.sandbox_helpers import TLS
 
 
@@ -38,7 +39,10 @@ def test_every_flag_reaches_the_config() -> None:
         "--no-rate-limit", "--send-retry-after", "--balance", "12.5", "--gated-field", "certifications",
         "--gated-field", "honors", "--default-fields", "all", "--no-default-families", "--no-match-status", "404",
         "--fault", "kind=status,status=503,rate=0.2,endpoint=enrich", "--fault", "kind=timeout,count=1",
-        "--fault-seed", "9", "--access-log",
+        "--fault-seed", "9", "--access-log", "--revision", "overview", "--contact-rpm", "5", "--live-rpm", "4",
+        "--autocomplete-rpm", "45", "--account-rpm", "60", "--no-credits-header", "--hostile-people", "2",
+        "--live-latency-ms", "150", "--contact-not-enabled", "--live-not-enabled", "--preview",
+        "--token-limit-rpm", "100", "--fault", "kind=reset,endpoint=account",
     )  # fmt: skip
     assert (args.host, args.port) == ("0.0.0.0", 0)
     assert config_from_args(args) == SandboxConfig(
@@ -56,9 +60,24 @@ def test_every_flag_reaches_the_config() -> None:
         default_fields="all",
         include_default_families=False,
         no_match_status=404,
-        faults=(FaultRule("status", rate=0.2, endpoint="enrich", status=503), FaultRule("timeout", count=1)),
+        faults=(
+            FaultRule("status", rate=0.2, endpoint="enrich", status=503),
+            FaultRule("timeout", count=1),
+            FaultRule("reset", endpoint="account"),
+        ),
         fault_seed=9,
         access_log=True,
+        revision="overview",
+        contact_rpm=5,
+        live_rpm=4,
+        autocomplete_rpm=45,
+        account_rpm=60,
+        credits_header=False,
+        hostile_people=2,
+        live_latency_ms=150,
+        default_plan=Plan(preview=True, token_limit_rpm=100)
+        .with_status("/person/contact/enrich", "not_enabled")
+        .with_status("/person/professional_network/enrich/live", "not_enabled"),
     )
 
 
@@ -74,6 +93,11 @@ def test_every_flag_reaches_the_config() -> None:
         (["--enrich-rpm", "0"], "positive integer"),
         (["--rate-window", "0"], "positive number of seconds"),
         (["--port", "70000"], "between 0 and 65535"),
+        (["--revision", "2024"], "invalid choice"),
+        (["--hostile-people", "-1"], "non-negative integer"),
+        (["--contact-rpm", "0"], "positive integer"),
+        (["--token-limit-rpm", "0"], "positive integer"),
+        (["--fault", "kind=reset,endpoint=identify"], "fault endpoint must be one of"),
     ],
 )
 def test_invalid_flags_are_argparse_errors(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -90,11 +114,20 @@ def test_add_arguments_works_on_any_parser() -> None:
     assert config_from_args(args).gated_fields == ("skills",)
 
 
-def test_run_refuses_an_inconsistent_config_without_serving(caplog: pytest.LogCaptureFixture) -> None:
-    args = _parse("--people", "50", "--companies", "5", "--gated-field", "no.such.field")
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--gated-field", "no.such.field"], "no.such.field"),
+        (["--hostile-people", "51"], "hostile_people must be between 0 and people (50)"),
+    ],
+)
+def test_run_refuses_an_inconsistent_config_without_serving(
+    argv: list[str], needle: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    args = _parse("--people", "50", "--companies", "5", *argv)
     with caplog.at_level(logging.ERROR, logger="person_enrich_mcp.sandbox"):
         assert run(args) == 2
-    assert "no.such.field" in caplog.text
+    assert needle in caplog.text
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from person_enrich_mcp.sandbox import FaultRule, SandboxServer
 from person_enrich_mcp.sandbox.config import FAULT_STATUSES, ConfigError
+from person_enrich_mcp.sandbox.endpoints import REVISIONS, Revision
 from tests.sandbox.sandbox_helpers import (
     Configure,
     ServerFactory,
@@ -22,6 +23,13 @@ from tests.sandbox.sandbox_helpers import (
     ledger_entry,
     sample,
 )
+
+
+@pytest.fixture(params=REVISIONS)
+def revision(request: pytest.FixtureRequest) -> Revision:
+    """Every test here runs against both revisions: the behaviour is shared."""
+    return request.param
+
 
 SEARCH = {"filters": {"field": "basic_profile.location.continent", "type": "=", "value": "Asia"}, "limit": 2}
 
@@ -156,17 +164,6 @@ def test_rules_survive_a_round_trip_through_spec_and_json(rule: FaultRule) -> No
                 }
             },
         ),
-        (
-            {"status": 403, "reason": "fields", "denied_fields": ["skills"]},
-            403,
-            {
-                "error": {
-                    "type": "permission_error",
-                    "message": "Your plan does not include these fields: skills",
-                    "metadata": {"denied_fields": ["skills"]},
-                }
-            },
-        ),
     ],
 )
 def test_status_faults_answer_with_upstream_envelopes_and_bill_nothing(
@@ -186,6 +183,28 @@ def test_status_faults_answer_with_upstream_envelopes_and_bill_nothing(
     assert entry["faults"] == {"status": 1}
     assert entry["credits_billed"] == "0.06"
     assert entry["recent"][0]["fault"] == "status"
+
+
+def test_an_injected_denied_fields_403_uses_the_revisions_envelope(small: SandboxServer, revision: Revision) -> None:
+    with http_client(small.url) as http:
+        rule = {"kind": "status", "status": 403, "reason": "fields", "denied_fields": ["skills", "honors"]}
+        assert http.post("/_sandbox/faults", json=rule).status_code == 200
+        failed = _search(http)
+    assert failed.status_code == 403
+    if revision == "overview":
+        expected = {
+            "type": "permission_error",
+            "message": "Your plan does not include these fields: skills, honors",
+            "metadata": {"denied_fields": ["skills", "honors"]},
+        }
+    else:  # today's service sends a list of entries in metadata
+        expected = {
+            "type": "permission_error",
+            "message": "Access denied to fields: skills, honors",
+            "metadata": [{"denied_fields": ["skills", "honors"]}],
+        }
+    assert failed.json() == {"error": expected}
+    assert ledger_entry(small.url, "fault-key")["credits_billed"] == "0.00"
 
 
 def test_an_injected_429_carries_the_rate_limit_headers(configure: Configure) -> None:

@@ -6,8 +6,10 @@ from decimal import Decimal
 from typing import Any
 
 import httpx2
+import pytest
 
 from person_enrich_mcp.sandbox import SandboxServer
+from person_enrich_mcp.sandbox.endpoints import REVISIONS, Revision
 from tests.sandbox.sandbox_helpers import (
     Configure,
     FakeClock,
@@ -17,6 +19,13 @@ from tests.sandbox.sandbox_helpers import (
     ledger_entry,
     sample,
 )
+
+
+@pytest.fixture(params=REVISIONS)
+def revision(request: pytest.FixtureRequest) -> Revision:
+    """Every test here runs against both revisions: the behaviour is shared."""
+    return request.param
+
 
 SEARCH = {"filters": {"field": "basic_profile.location.continent", "type": "=", "value": "Europe"}, "limit": 1}
 

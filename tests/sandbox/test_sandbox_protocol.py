@@ -6,15 +6,24 @@ import httpx2
 import pytest
 
 from person_enrich_mcp.sandbox import SandboxServer
+from person_enrich_mcp.sandbox.endpoints import REVISIONS, Revision
 from tests.sandbox.sandbox_helpers import (
     API_VERSION,
     TLS,
+    Configure,
     ServerFactory,
     headers_for,
     http_client,
     ledger_entry,
     sample,
 )
+
+
+@pytest.fixture(params=REVISIONS)
+def revision(request: pytest.FixtureRequest) -> Revision:
+    """Every test here runs against both revisions: the behaviour is shared."""
+    return request.param
+
 
 RATE_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
 SEARCH_BODY = {"filters": {"field": "basic_profile.location.country", "type": "=", "value": "Germany"}, "limit": 1}
@@ -138,3 +147,23 @@ def test_admin_endpoints_answer_with_a_request_id(admin: httpx2.Client) -> None:
     response = admin.get("/_sandbox/health")
     assert response.status_code == 200
     assert response.headers["x-request-id"].startswith("req_")
+
+
+def test_the_credits_header_can_be_switched_off_everywhere(configure: Configure, revision: Revision) -> None:
+    server = configure(credits_header=False, search_rpm=2)
+    with http_client(server.url) as http:
+        urls = sample(http, "url", 1)
+        answers = [
+            http.post("/person/search", json=SEARCH_BODY, headers=headers_for("quiet")),
+            http.post("/person/enrich", json={"professional_network_profile_urls": urls}, headers=headers_for("quiet")),
+            http.post("/person/search", json={"filters": {}}, headers=headers_for("quiet")),  # 400
+            http.post("/person/search", json=SEARCH_BODY, headers=headers_for("quiet")),  # 429
+            http.post("/person/search", json=SEARCH_BODY, headers={"x-api-version": API_VERSION}),  # 401
+            http.post(
+                "/person/search/autocomplete", json={"field": "honors.title", "query": ""}, headers=headers_for("quiet")
+            ),
+            http.get("/user/credits", headers=headers_for("quiet")),  # 200 today, 404 in the overview
+        ]
+    assert [r.status_code for r in answers] == [200, 200, 400, 429, 401, 200, 200 if revision == "current" else 404]
+    assert all("x-credits-used" not in r.headers for r in answers)
+    assert ledger_entry(server.url, "quiet")["credits_billed"] == "1.03"  # billing is unchanged

@@ -19,7 +19,15 @@ from person_enrich_mcp.sandbox.dataset import (
     SENIORITY_LEVELS,
     Person,
 )
+from person_enrich_mcp.sandbox.endpoints import REVISIONS, Revision
 from tests.sandbox.sandbox_helpers import ledger_entry
+
+
+@pytest.fixture(params=REVISIONS)
+def revision(request: pytest.FixtureRequest) -> Revision:
+    """Every test here runs against both revisions: the behaviour is shared."""
+    return request.param
+
 
 COUNTRY = "basic_profile.location.country"
 CURRENT_TITLE = "experience.employment_details.current.title"
@@ -279,11 +287,6 @@ def test_unsupported_field_error_lists_supported_fields_in_metadata(client: http
         ({"filters": {"field": COUNTRY, "type": "=", "value": "x"}, "limit": "5"}, "between 1 and 1000"),
         ({"filters": {"field": COUNTRY, "type": "=", "value": "x"}, "limit": 5, "count": 6}, "alias"),
         ({"filters": {"field": COUNTRY, "type": "=", "value": "x"}, "page": 2}, "Unknown parameter"),
-        (
-            {"filters": {"field": COUNTRY, "type": "=", "value": "x"}, "post_processing": {"exclude_names": ["a"]}},
-            "not supported by the sandbox",
-        ),
-        ({"filters": {"field": COUNTRY, "type": "=", "value": "x"}, "explain": True}, "not supported by the sandbox"),
         ({"filters": {"field": COUNTRY, "type": "=", "value": "x"}, "preview": True}, "PersonDB preview feature"),
         (
             {"filters": {"field": COUNTRY, "type": "=", "value": "x"}, "sorts": [{"field": "basic_profile.headline"}]},
@@ -308,6 +311,22 @@ def test_invalid_search_parameters_are_400s(client: httpx2.Client, extra: dict[s
     response = client.post("/person/search", json=extra)
     assert response.status_code == 400
     assert needle in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"post_processing": {"exclude_names": ["a"]}}, {"explain": True}],
+)
+def test_the_overview_revision_refuses_todays_search_extras(
+    client: httpx2.Client, revision: Revision, extra: dict[str, Any]
+) -> None:
+    response = client.post("/person/search", json={"filters": {"field": COUNTRY, "type": "=", "value": "x"}, **extra})
+    if revision == "overview":
+        assert response.status_code == 400
+        assert "not supported by the sandbox" in response.json()["error"]["message"]
+    else:
+        assert response.status_code == 200
+        assert response.json()["profiles"] == []
 
 
 def test_return_query_is_accepted_and_ignored_and_count_is_an_alias(client: httpx2.Client) -> None:
@@ -446,6 +465,7 @@ def test_a_cursor_only_works_with_the_query_it_came_from(client: httpx2.Client) 
 def test_search_bills_three_hundredths_per_profile_and_zero_results_are_free(
     client: httpx2.Client, sandbox: SandboxServer, api_key: str
 ) -> None:
+
     seven = _search(client, {"field": COUNTRY, "type": "=", "value": "Germany"}, limit=7)
     assert seven.headers["x-credits-used"] == "0.21"
     empty = _search(client, {"field": COUNTRY, "type": "=", "value": "Atlantis"})

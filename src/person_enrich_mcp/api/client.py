@@ -4,7 +4,11 @@ One `httpx2.AsyncClient` with explicit timeouts and no redirects; the key is att
 auth object whose repr is masked, so it never shows up in client or request reprs. Retries are bounded and
 only for failures that were not billed: a 429 (after waiting the reset), a 5xx, or a request that never
 reached the upstream. A request that may have been processed (timeout or dropped connection after sending)
-is never retried, because a retry could be charged twice.
+is never retried, because a retry could be charged twice, and neither is any answer that reported credits in
+`x-credits-used`, whatever its status.
+
+Each upstream endpoint's request and response shapes live in their own module (`enrich`, `contact`, `live`,
+`search`, `account`); this class only sends them.
 """
 
 from __future__ import annotations
@@ -24,8 +28,29 @@ import anyio.lowlevel
 import httpx2
 from pydantic import SecretStr, TypeAdapter, ValidationError
 
+from person_enrich_mcp.api import account, contact, enrich, live, search
+from person_enrich_mcp.api.contract import (
+    ACCOUNT,
+    ACCOUNT_ENDPOINTS_PATH,
+    AUTOCOMPLETE,
+    CONTACT,
+    ENRICH,
+    LIVE,
+    PATHS,
+    SEARCH,
+    USER_CREDITS_PATH,
+)
 from person_enrich_mcp.api.limiter import RateLimiter
-from person_enrich_mcp.api.models import APIResult, EnrichEntry, MatchType, RateLimitInfo, SearchPage
+from person_enrich_mcp.api.models import (
+    AccountListing,
+    APIResult,
+    EnrichEntry,
+    MatchType,
+    RateLimitInfo,
+    SearchPage,
+    Suggestions,
+    UserCredits,
+)
 from person_enrich_mcp.errors import (
     APIConnectionError,
     APIOutcomeUnknownError,
@@ -33,9 +58,11 @@ from person_enrich_mcp.errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
+    EndpointMissingError,
     InsufficientCreditsError,
     NotFoundError,
     PermissionDeniedError,
+    PersonEnrichError,
     RateLimitError,
     ServerError,
 )
@@ -44,11 +71,10 @@ from person_enrich_mcp.metrics import Metrics
 logger = logging.getLogger(__name__)
 
 API_VERSION = "2025-11-01"
-ENRICH = "enrich"
-SEARCH = "search"
-_PATHS = {ENRICH: "/person/enrich", SEARCH: "/person/search"}
 _MAX_MESSAGE = 1500
 _ENTRIES = TypeAdapter(list[EnrichEntry])
+# What a failed or refused call costs when the answer does not say (`x-credits-used` absent): nothing.
+_UNBILLED = Decimal(0)
 
 
 class _BearerAuth(httpx2.Auth):
@@ -115,41 +141,67 @@ def _rate_limit_info(headers: Mapping[str, str]) -> RateLimitInfo | None:
     )
 
 
-def _error_details(content: bytes) -> tuple[str | None, str, dict[str, Any]]:
+def _denied_fields(metadata: Any) -> tuple[str, ...]:
+    """Fields a 403 names: `metadata.denied_fields`, or (as seen on the live service) a list of such entries."""
+    entries: list[Any] = cast(list[Any], metadata) if isinstance(metadata, list) else [metadata]
+    denied: list[str] = []
+    for entry in entries:
+        names: Any = cast(dict[str, Any], entry).get("denied_fields") if isinstance(entry, dict) else None
+        if isinstance(names, list):
+            denied.extend(str(name) for name in cast(list[Any], names))
+    return tuple(dict.fromkeys(denied))
+
+
+def _error_details(content: bytes) -> tuple[str | None, str, Any]:
     """(type, message, metadata) from either envelope: nested `{"error": {...}}` or flat `{"message"}`."""
     try:
         body: Any = json.loads(content)
     except (ValueError, UnicodeDecodeError):
-        return None, "", {}
+        return None, "", None
     if not isinstance(body, dict):
-        return None, "", {}
+        return None, "", None
     body = cast(dict[str, Any], body)
     error: Any = body.get("error")
     if isinstance(error, dict):
         error = cast(dict[str, Any], error)
-        metadata: Any = error.get("metadata")
         return (
             str(error.get("type")) if error.get("type") is not None else None,
             str(error.get("message") or "")[:_MAX_MESSAGE],
-            cast(dict[str, Any], metadata) if isinstance(metadata, dict) else {},
+            error.get("metadata"),
         )
-    return None, str(body.get("message") or "")[:_MAX_MESSAGE], {}
+    return None, str(body.get("message") or "")[:_MAX_MESSAGE], None
 
 
-def map_status(status: int, content: bytes, request_id: str | None) -> APIStatusError:
-    """The exception for an error status, from the status and the body's envelope."""
+def _nested(content: bytes) -> bool:
+    """True when an error body uses the API's `{"error": {...}}` envelope (a bare route 404 does not)."""
+    try:
+        body: Any = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(body, dict) and isinstance(cast(dict[str, Any], body).get("error"), dict)
+
+
+def map_status(
+    status: int, content: bytes, request_id: str | None, credits_used: Decimal | None = None
+) -> APIStatusError:
+    """The exception for an error status, from the status and the body's envelope (and the answer's bill)."""
     error_type, message, metadata = _error_details(content)
     text = message or f"HTTP {status}"
-    common: dict[str, Any] = {"status_code": status, "error_type": error_type, "request_id": request_id}
+    common: dict[str, Any] = {
+        "status_code": status,
+        "error_type": error_type,
+        "request_id": request_id,
+        "credits_used": credits_used,
+    }
     if status == 401:
         return AuthenticationError("API key rejected", **common)
     if status == 402 or (status == 403 and ("credit" in text.lower() or error_type == "insufficient_credits")):
         return InsufficientCreditsError(text, **common)
     if status == 403:
-        denied: Any = metadata.get("denied_fields")
-        fields = tuple(str(f) for f in cast(list[Any], denied)) if isinstance(denied, list) else ()
-        return PermissionDeniedError(text, denied_fields=fields, **common)
+        return PermissionDeniedError(text, denied_fields=_denied_fields(metadata), **common)
     if status == 404:
+        if error_type is None and _nested(content):
+            common["error_type"] = "not_found"  # the API's own "no data" envelope, whatever its type says
         return NotFoundError(text, **common)
     if status == 429:
         return RateLimitError(text, **common)
@@ -161,7 +213,7 @@ def map_status(status: int, content: bytes, request_id: str | None) -> APIStatus
 
 
 class PersonAPI:
-    """Async client of the Person API (`x-api-version: 2025-11-01`)."""
+    """Async client of the Person API (`x-api-version: 2025-11-01`): one method per upstream endpoint."""
 
     def __init__(
         self,
@@ -178,7 +230,7 @@ class PersonAPI:
     ) -> None:
         self._metrics = metrics if metrics is not None else Metrics()
         self._key_bytes = api_key.get_secret_value().encode()
-        self._limiter = limiter
+        self.limiter = limiter
         self._retry = retry
         self._sleep = sleep
         self._random = random.Random()
@@ -221,65 +273,89 @@ class PersonAPI:
     def __repr__(self) -> str:
         return f"PersonAPI(base_url={self._shown_url!r})"
 
+    @property
+    def base_url(self) -> str:
+        """The upstream's base URL as configured (no credentials can be in it: they would fail validation)."""
+        return self._base_url
+
     async def aclose(self) -> None:
         """Close the connection pool."""
         self._closed = True
         if self._client is not None:
             await self._client.aclose()
 
-    async def enrich(
+    # --- enrichment endpoints ----------------------------------------------------------------------------------
+
+    async def enrich_profiles(self, urls: list[str], groups: list[str]) -> APIResult[list[EnrichEntry]]:
+        """`POST /person/enrich` (today's contract): profile section groups for at most 25 profile URLs."""
+        return await self._entries(ENRICH, enrich.profile_body(urls, groups), "professional_network_profile_url", urls)
+
+    async def enrich_live(self, urls: list[str], groups: list[str]) -> APIResult[list[EnrichEntry]]:
+        """`POST /person/professional_network/enrich/live`: fresh profiles fetched from the web at request time."""
+        return await self._entries(LIVE, live.live_body(urls, groups), "professional_network_profile_url", urls)
+
+    async def enrich_contacts(
+        self, match_type: MatchType, identifiers: list[str], tiers: list[str], *, verified: bool = False
+    ) -> APIResult[list[EnrichEntry]]:
+        """`POST /person/contact/enrich`: only the contact tiers asked for (never the all-tiers default)."""
+        body = contact.contact_body(match_type, identifiers, tiers, verified=verified)
+        return await self._entries(CONTACT, body, match_type, identifiers)
+
+    async def enrich_overview(
         self,
-        *,
         match_type: MatchType,
         identifiers: list[str],
         fields: list[str],
+        *,
         min_similarity_score: float | None = None,
         force_fetch: bool = False,
         enrich_realtime: bool = False,
     ) -> APIResult[list[EnrichEntry]]:
-        """`POST /person/enrich` for at most 25 identifiers of one kind; a 404 reads as "no match" for all."""
-        key = (
-            "professional_network_profile_urls"
-            if match_type == "professional_network_profile_url"
-            else ("business_emails")
+        """`POST /person/enrich` as the overview describes it: either identifier kind, any field path, the flags."""
+        body = enrich.overview_body(
+            match_type,
+            identifiers,
+            fields,
+            min_similarity_score=min_similarity_score,
+            force_fetch=force_fetch,
+            enrich_realtime=enrich_realtime,
         )
-        body: dict[str, Any] = {key: identifiers, "fields": fields}
-        if min_similarity_score is not None:
-            body["min_similarity_score"] = min_similarity_score
-        # Sent only when set: newer upstream revisions may reject the flags altogether.
-        if force_fetch:
-            body["force_fetch"] = True
-        if enrich_realtime:
-            body["enrich_realtime"] = True
+        return await self._entries(ENRICH, body, match_type, identifiers)
+
+    async def _entries(
+        self, endpoint: str, body: dict[str, Any], match_type: str, identifiers: list[str]
+    ) -> APIResult[list[EnrichEntry]]:
+        """Send one identifier batch; a 404 reads as "no match" for every identifier (the spec's variant).
+
+        Raises:
+            EndpointMissingError: when the 404 is for a route this upstream does not have (checked for free).
+        """
         try:
-            payload, credits, request_id, limits = await self._call(ENRICH, body)
+            payload, credits, request_id, limits = await self._call(endpoint, "POST", PATHS[endpoint], body=body)
         except NotFoundError as exc:
+            # A route that does not exist answers a flat 404 too: on the endpoints today's revision added, ask
+            # with an empty body (a 400 where the route exists, never billed) before reading it as "no match".
+            if endpoint in (CONTACT, LIVE) and exc.error_type is None and await self._route_exists(endpoint) is False:
+                raise EndpointMissingError(
+                    f"{PATHS[endpoint]} answered 404 Not Found", status_code=404, request_id=exc.request_id
+                ) from None
             empty = [EnrichEntry(matched_on=i, match_type=match_type, matches=[]) for i in identifiers]
-            return APIResult(empty, Decimal(0), exc.request_id, None)
+            return APIResult(
+                empty, exc.credits_used if exc.credits_used is not None else _UNBILLED, exc.request_id, None
+            )
         try:
             entries = _ENTRIES.validate_python(payload)
         except ValidationError:
             raise APIResponseError(
-                "enrich answer is not the documented array", request_id=request_id, credits_used=credits
+                f"the {endpoint} answer is not the documented array", request_id=request_id, credits_used=credits
             ) from None
         return APIResult(entries, credits, request_id, limits)
 
-    async def search(
-        self,
-        *,
-        filters: dict[str, Any],
-        sorts: list[dict[str, Any]],
-        limit: int,
-        cursor: str | None,
-        fields: list[str],
-    ) -> APIResult[SearchPage]:
+    # --- search ------------------------------------------------------------------------------------------------
+
+    async def search(self, request: search.SearchRequest) -> APIResult[SearchPage]:
         """`POST /person/search` for one page."""
-        body: dict[str, Any] = {"filters": filters, "limit": limit, "fields": fields}
-        if sorts:
-            body["sorts"] = sorts
-        if cursor:
-            body["cursor"] = cursor
-        payload, credits, request_id, limits = await self._call(SEARCH, body)
+        payload, credits, request_id, limits = await self._call(SEARCH, "POST", PATHS[SEARCH], body=request.body())
         try:
             page = SearchPage.model_validate(payload)
         except ValidationError:
@@ -288,12 +364,87 @@ class PersonAPI:
             ) from None
         return APIResult(page, credits, request_id, limits)
 
+    async def autocomplete(self, field: str, query: str, limit: int) -> APIResult[Suggestions]:
+        """`POST /person/search/autocomplete`: exact indexed values for a filter field. Free."""
+        body = search.autocomplete_body(field, query, limit)
+        payload, credits, request_id, limits = await self._call(AUTOCOMPLETE, "POST", PATHS[AUTOCOMPLETE], body=body)
+        try:
+            suggestions = Suggestions.model_validate(payload)
+        except ValidationError:
+            raise APIResponseError("autocomplete answer is not the documented object", request_id=request_id) from None
+        return APIResult(suggestions, credits, request_id, limits)
+
+    # --- account endpoints (free) ------------------------------------------------------------------------------
+
+    async def account_endpoints(self, *, category: str | None = None) -> APIResult[AccountListing]:
+        """`GET /account/endpoints`, filtered to one product category (the whole listing is about 76 KB)."""
+        params = {"category": category} if category else None
+        payload, credits, request_id, limits = await self._call(ACCOUNT, "GET", ACCOUNT_ENDPOINTS_PATH, params=params)
+        return APIResult(account.parse_listing(payload, request_id), credits, request_id, limits)
+
+    async def user_credits(self) -> APIResult[UserCredits]:
+        """`GET /user/credits`: the account's balance."""
+        payload, credits, request_id, limits = await self._call(ACCOUNT, "GET", USER_CREDITS_PATH)
+        return APIResult(account.parse_credits(payload, request_id), credits, request_id, limits)
+
+    async def contact_route_exists(self) -> bool | None:
+        """Whether `/person/contact/enrich` exists (see `_route_exists`).
+
+        Raises:
+            AuthenticationError: when the key is rejected.
+        """
+        return await self._route_exists(CONTACT)
+
+    async def key_accepted(self) -> bool | None:
+        """Whether the upstream accepts the key, asked for free: an empty enrich is a 400 after authentication."""
+        try:
+            await self._call(ENRICH, "POST", PATHS[ENRICH], body={})
+        except AuthenticationError:
+            return False
+        except BadRequestError as exc:
+            return True if exc.status_code == 400 else None
+        except (NotFoundError, PermissionDeniedError):
+            return True
+        except PersonEnrichError:
+            return None
+        return True
+
+    async def _route_exists(self, endpoint: str) -> bool | None:
+        """Whether an endpoint exists, asked for free: an empty body is a 400 there (a 403 without the plan), a 404
+        where it does not exist. None when the answer tells neither.
+
+        Raises:
+            AuthenticationError: when the key is rejected.
+        """
+        try:
+            await self._call(endpoint, "POST", PATHS[endpoint], body={})
+        except NotFoundError:
+            return False
+        except BadRequestError as exc:
+            # A 400 is the endpoint refusing the empty body; a redirect tells nothing about it.
+            return True if exc.status_code == 400 else None
+        except PermissionDeniedError:
+            return True  # not on this plan, but the endpoint exists
+        except AuthenticationError:
+            raise
+        except PersonEnrichError:
+            return None
+        return True
+
+    # --- transport ---------------------------------------------------------------------------------------------
+
     def _backoff(self, attempt: int) -> float:
         delay = min(self._retry.base_delay * (2 ** (attempt - 1)), self._retry.max_delay)
         return delay + self._random.uniform(0, delay / 4)
 
     async def _call(
-        self, endpoint: str, body: dict[str, Any]
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
     ) -> tuple[Any, Decimal | None, str | None, RateLimitInfo | None]:
         failures = 0
         limited = 0
@@ -302,7 +453,7 @@ class PersonAPI:
             # A paid request starts only from a checkpoint: a cancelled call stops here, before the next batch,
             # even when the store and the limiter answer without yielding.
             await anyio.lowlevel.checkpoint()
-            waited = await self._limiter.acquire(endpoint)
+            waited = await self.limiter.acquire(endpoint)
             if waited > 0:
                 self._metrics.inc("person_enrich_rate_limit_waits_total", endpoint=endpoint)
                 self._metrics.inc("person_enrich_rate_limit_wait_seconds_total", waited, endpoint=endpoint)
@@ -312,7 +463,7 @@ class PersonAPI:
                 # recorded, even if the tool call is being cancelled.
                 answer: tuple[int, httpx2.Headers, bytes] | None = None
                 with anyio.CancelScope(shield=True):
-                    answer = await self._send(endpoint, body)
+                    answer = await self._send(endpoint, method, path, body, params)
             except _NotSent as exc:
                 self._metrics.inc("person_enrich_upstream_requests_total", endpoint=endpoint, status="not_sent")
                 failures += 1
@@ -335,7 +486,7 @@ class PersonAPI:
             credits = _header_decimal(headers, "x-credits-used")
             limits = _rate_limit_info(headers)
             if limits is not None:
-                self._limiter.observe(endpoint, remaining=limits.remaining, reset_seconds=limits.reset_seconds)
+                self.limiter.observe(endpoint, remaining=limits.remaining, reset_seconds=limits.reset_seconds)
             logger.debug(
                 "upstream %s -> %s in %.0f ms, credits %s",
                 endpoint, status, (time.perf_counter() - started) * 1000, credits,
@@ -347,7 +498,9 @@ class PersonAPI:
                     raise APIResponseError(
                         "the answer is not valid JSON", request_id=request_id, credits_used=credits
                     ) from None
-            if status == 429:
+            # An answer that reports a bill was processed, whatever its status: retrying would pay twice.
+            billed = credits is not None and credits > 0
+            if status == 429 and not billed:
                 wait = _header_float(headers, "retry-after")
                 if wait is None:
                     wait = limits.reset_seconds if limits and limits.reset_seconds is not None else 1.0
@@ -357,18 +510,20 @@ class PersonAPI:
                     waited_on_429 += wait
                     await self._sleep(wait)
                     continue
-                error = map_status(status, content, request_id)
+                error = map_status(status, content, request_id, credits)
                 assert isinstance(error, RateLimitError)
                 error.retry_after = wait
                 raise error
-            if status >= 500 and failures < self._retry.max_retries:
+            if status >= 500 and not billed and failures < self._retry.max_retries:
                 failures += 1
                 await self._sleep(self._backoff(failures))
                 continue
-            raise map_status(status, content, request_id)
+            raise map_status(status, content, request_id, credits)
 
-    async def _send(self, endpoint: str, body: dict[str, Any]) -> tuple[int, httpx2.Headers, bytes]:
-        request = self._http.build_request("POST", _PATHS[endpoint], json=body)
+    async def _send(
+        self, endpoint: str, method: str, path: str, body: dict[str, Any] | None, params: dict[str, str] | None
+    ) -> tuple[int, httpx2.Headers, bytes]:
+        request = self._http.build_request(method, path, json=body, params=params)
         try:
             response = await self._http.send(request, stream=True)
         except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:

@@ -1,13 +1,16 @@
 """A client-side sliding-window limiter per endpoint, so the server never causes upstream 429s itself.
 
-The counters live behind `SlotSource` (the state store), so replicas sharing a store share the limit.
+The counters live behind `SlotSource` (the state store), so replicas sharing a store share the limit. The limits
+start from configuration and the documented defaults, and are replaced by the account's own figures once the
+account endpoints have been read (`update`); a key-wide ceiling (`token_limit_rpm`) is one more bucket that
+every request also takes a slot in.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 import anyio
@@ -43,7 +46,8 @@ class RateLimiter:
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
         self._slots = slots
-        self._limits = limits
+        self._limits = dict(limits)
+        self._total: int | None = None
         # A small guard band: requests reach the upstream a few milliseconds after they take a slot, and a
         # window exactly as long as the upstream's would let boundary jitter turn into 429s.
         self._window = window_seconds + max(window_seconds * WINDOW_GUARD, MIN_GUARD_SECONDS)
@@ -54,17 +58,38 @@ class RateLimiter:
         self._not_before: dict[str, float] = {}
         self._random = random.Random()
 
+    def update(self, limits: Mapping[str, int], *, total: int | None = None) -> None:
+        """Replace the per-endpoint limits (requests per window) and the key-wide ceiling."""
+        self._limits.update(limits)
+        self._total = total
+
+    def limit(self, endpoint: str) -> int:
+        """The requests per window `endpoint` is paced at now."""
+        return self._limits[endpoint]
+
+    @property
+    def total(self) -> int | None:
+        """The key-wide ceiling across endpoints, if the account has one."""
+        return self._total
+
     async def acquire(self, endpoint: str) -> float:
-        """Take a slot for `endpoint`, waiting if needed; returns the seconds waited.
+        """Take a slot for `endpoint` (and in the key-wide bucket), waiting if needed; returns the seconds waited.
 
         Raises:
             LocalRateLimitError: if a slot would not free within `max_wait`.
         """
         waited = 0.0
+        holding = False  # the endpoint's slot, kept while waiting for a key-wide one: erring slow, never into a 429
         while True:
-            pause = self._not_before.get(endpoint, 0.0) - self._clock()
+            pause = 0.0 if holding else self._not_before.get(endpoint, 0.0) - self._clock()
             if pause <= 0:
-                pause = await self._slots.take_slot(f"{self._prefix}:{endpoint}", self._limits[endpoint], self._window)
+                if not holding:
+                    pause = await self._slots.take_slot(
+                        f"{self._prefix}:{endpoint}", self._limits[endpoint], self._window
+                    )
+                    holding = pause <= 0
+                if holding and self._total is not None:
+                    pause = await self._slots.take_slot(f"{self._prefix}:*", self._total, self._window)
                 if pause <= 0:
                     return waited
             if waited + pause > self._max_wait:

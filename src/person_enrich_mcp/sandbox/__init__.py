@@ -27,7 +27,32 @@ _HOMES = {
     "SandboxServer": "server",
 }
 _SUBMODULES = frozenset(
-    {"app", "billing", "catalog", "cli", "config", "dataset", "faults", "filters", "ratelimit", "server", "vocabulary"}
+    {
+        "account",
+        "app",
+        "autocomplete",
+        "billing",
+        "calls",
+        "catalog",
+        "cli",
+        "config",
+        "contact",
+        "dataset",
+        "endpoints",
+        "enrich",
+        "faults",
+        "filters",
+        "hostile",
+        "plans",
+        "pricing",
+        "ratelimit",
+        "search",
+        "server",
+        "state",
+        "validation",
+        "values",
+        "vocabulary",
+    }
 )
 
 

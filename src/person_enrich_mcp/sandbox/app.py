@@ -1,28 +1,18 @@
-"""The sandbox's Starlette app: `/person/enrich`, `/person/search` and the `/_sandbox/*` admin endpoints.
+"""The sandbox's Starlette app: the Person API routes of both revisions and the `/_sandbox/*` admin endpoints.
 
 Every API request runs the same pipeline, in the upstream's order: version header -> auth -> rate limit ->
-fault injection -> body validation -> balance -> process -> bill.
+fault injection -> plan gating -> body validation -> balance -> process -> bill.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import functools
-import gzip
-import hashlib
-import itertools
 import json
 import logging
-import random
-import re
 import secrets
 import socket
 import struct
-import zlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, cast
 
@@ -35,54 +25,51 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from person_enrich_mcp.sandbox.billing import Ledger, credits_str, fingerprint
-from person_enrich_mcp.sandbox.catalog import (
-    SEARCH_CREDITS_PER_PROFILE,
-    FieldCatalog,
-    build_tree,
-    enrich_selection,
-    enrich_unit_cost,
-    gated_hits,
-    project,
-    strip_gated,
+from person_enrich_mcp.sandbox.account import (
+    process_account_credits,
+    process_account_endpoints,
+    process_user_credits,
+)
+from person_enrich_mcp.sandbox.autocomplete import process_autocomplete
+from person_enrich_mcp.sandbox.billing import credits_str, fingerprint
+from person_enrich_mcp.sandbox.calls import (
+    ApiError,
+    Call,
+    Outcome,
+    endpoint_not_enabled,
+    fields_denied,
+    invalid,
+    not_found,
 )
 from person_enrich_mcp.sandbox.config import ConfigError, FaultRule, SandboxConfig, parse_credits
-from person_enrich_mcp.sandbox.dataset import Dataset, EmailCandidate, Person, generate_dataset
-from person_enrich_mcp.sandbox.faults import FaultInjector
-from person_enrich_mcp.sandbox.filters import FilterError, SearchIndex, compile_filters, compile_sorts, positions
-from person_enrich_mcp.sandbox.ratelimit import RateDecision, RateLimiter
+from person_enrich_mcp.sandbox.contact import process_contact_enrich
+from person_enrich_mcp.sandbox.endpoints import (
+    ACCOUNT_CREDITS_PATH,
+    ACCOUNT_ENDPOINTS_PATH,
+    AUTOCOMPLETE_PATH,
+    CONTACT_PATH,
+    CURRENT_ONLY_PATHS,
+    ENRICH_PATH,
+    LIVE_PATH,
+    PATH_NAMES,
+    PLAN_PATHS,
+    SEARCH_PATH,
+    USER_CREDITS_PATH,
+    Revision,
+)
+from person_enrich_mcp.sandbox.enrich import process_current_enrich, process_live_enrich, process_overview_enrich
+from person_enrich_mcp.sandbox.plans import Plan
+from person_enrich_mcp.sandbox.ratelimit import RateDecision
+from person_enrich_mcp.sandbox.search import process_search
+from person_enrich_mcp.sandbox.state import IDENTIFIER_KINDS, SandboxState, build_state, check_gated
+
+__all__ = ["API_VERSION", "SandboxState", "create_app"]
 
 logger = logging.getLogger(__name__)
 
 API_VERSION = "2025-11-01"
-MAX_IDENTIFIERS = 25
-MAX_SEARCH_LIMIT = 1000
-DEFAULT_SEARCH_LIMIT = 20
-ENRICH_KEYS = (
-    "professional_network_profile_urls",
-    "business_emails",
-    "fields",
-    "min_similarity_score",
-    "force_fetch",
-    "enrich_realtime",
-    "preview",
-)
-SEARCH_KEYS = (
-    "filters",
-    "sorts",
-    "limit",
-    "count",
-    "fields",
-    "cursor",
-    "post_processing",
-    "preview",
-    "explain",
-    "return_query",
-)
-IDENTIFIER_KINDS = ("url", "email", "multi_email", "opted_out_url")
-
-_PROFILE_URL = re.compile(r"^https?://(?:(?:www|[a-z]{2})\.)?linkedin\.com/in/([^/?#\s]+)/?$", re.IGNORECASE)
-_EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}$")
+# The key-wide window a plan's `token_limit_rpm` is counted in, beside each endpoint's own.
+TOKEN_SCOPE = "*"
 _FAULT_5XX = {
     500: ("internal_error", "Internal server error"),
     502: ("bad_gateway", "Bad gateway"),
@@ -90,116 +77,7 @@ _FAULT_5XX = {
     504: ("gateway_timeout", "Gateway timeout"),
 }
 
-
-class ApiError(Exception):
-    """An upstream-style error answer: status, envelope type, message and metadata."""
-
-    def __init__(self, status: int, error_type: str, message: str, metadata: dict[str, Any] | list[Any] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.error_type = error_type
-        self.message = message
-        self.metadata: dict[str, Any] | list[Any] = metadata if metadata is not None else []
-
-    def payload(self) -> dict[str, Any]:
-        """The `{"error": {type, message, metadata}}` envelope."""
-        return {"error": {"type": self.error_type, "message": self.message, "metadata": self.metadata}}
-
-
-def _invalid(message: str, metadata: dict[str, Any] | list[Any] | None = None) -> ApiError:
-    return ApiError(400, "invalid_request", message, metadata)
-
-
-@dataclass
-class Outcome:
-    """What processing produced: the status and JSON payload to send, and the credits it costs."""
-
-    status: int
-    payload: Any
-    cost: Decimal = Decimal(0)
-
-
-@dataclass
-class SandboxState:
-    """Everything the running sandbox holds: config, dataset, indices, ledger, limiter, faults, connections."""
-
-    config: SandboxConfig
-    initial_config: SandboxConfig
-    dataset: Dataset
-    catalog: FieldCatalog
-    search_index: SearchIndex
-    ledger: Ledger
-    limiter: RateLimiter
-    faults: FaultInjector
-    # Filled by the server's protocol class so faults can cut a connection; empty for in-process ASGI use.
-    transports: dict[tuple[str, int], asyncio.Transport] = field(
-        default_factory=dict[tuple[str, int], asyncio.Transport]
-    )
-    hanging: set[asyncio.Transport] = field(default_factory=set[asyncio.Transport])
-    # API requests received and not yet answered: lets a test act while a call is on the wire.
-    in_flight: int = 0
-    _samples: dict[str, list[str]] = field(default_factory=dict[str, list[str]])
-
-    def reset(self) -> None:
-        """Back to the state at start: start-up config and fault rules, empty ledger and rate windows."""
-        config = self.initial_config
-        self.config = config
-        self.ledger = Ledger(config.balance)
-        self.limiter = RateLimiter(config.clock)
-        self.faults = FaultInjector(config.faults, config.fault_seed)
-
-    def release_hanging(self) -> None:
-        """Abort every connection held open by a `timeout` fault (called on shutdown, in the server's loop)."""
-        for transport in list(self.hanging):
-            transport.abort()
-        self.hanging.clear()
-
-    def identifiers(self, kind: str) -> list[str]:
-        """A deterministic shuffled list of valid identifiers of one kind (cached)."""
-        cached = self._samples.get(kind)
-        if cached is not None:
-            return cached
-        dataset = self.dataset
-        if kind == "url":
-            items = [p.profile_url for p in dataset.searchable]
-        elif kind == "email":
-            items = [p.business_emails[0] for p in dataset.searchable if p.business_emails]
-        elif kind == "multi_email":
-            items = list(dataset.multi_candidate_emails())
-        else:
-            items = [p.profile_url for p in dataset.people if p.opted_out]
-        random.Random(f"{dataset.seed}:{kind}").shuffle(items)
-        self._samples[kind] = items
-        return items
-
-
-@functools.lru_cache(maxsize=4)
-def _prepared(seed: int, people: int, companies: int) -> tuple[Dataset, FieldCatalog, SearchIndex]:
-    # Datasets are immutable once built, so apps in one process (tests, benchmarks) share one per size.
-    dataset = generate_dataset(seed, people, companies)
-    return dataset, FieldCatalog(dataset), SearchIndex(dataset)
-
-
-def build_state(config: SandboxConfig) -> SandboxState:
-    """Generate (or reuse) the dataset and build the run-time state for `config`."""
-    dataset, catalog, index = _prepared(config.seed, config.people, config.companies)
-    _check_gated(config.gated_fields, catalog)
-    return SandboxState(
-        config=config,
-        initial_config=config,
-        dataset=dataset,
-        catalog=catalog,
-        search_index=index,
-        ledger=Ledger(config.balance),
-        limiter=RateLimiter(config.clock),
-        faults=FaultInjector(config.faults, config.fault_seed),
-    )
-
-
-def _check_gated(gated: Sequence[str], catalog: FieldCatalog) -> None:
-    unknown = [g for g in gated if g not in catalog.enrich_paths]
-    if unknown:
-        raise ConfigError(f"gated field(s) not in the enrich catalog: {', '.join(unknown)}")
+Process = Callable[[Call], Outcome]
 
 
 def create_app(config: SandboxConfig | None = None) -> Starlette:
@@ -207,17 +85,29 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
     state = build_state(config if config is not None else SandboxConfig())
     handlers = _Handlers(state)
     routes = [
-        Route("/person/enrich", handlers.enrich, methods=["POST"]),
-        Route("/person/search", handlers.search, methods=["POST"]),
+        Route(ENRICH_PATH, handlers.enrich, methods=["POST"]),
+        Route(CONTACT_PATH, handlers.contact, methods=["POST"]),
+        Route(LIVE_PATH, handlers.live, methods=["POST"]),
+        Route(SEARCH_PATH, handlers.search, methods=["POST"]),
+        Route(AUTOCOMPLETE_PATH, handlers.autocomplete, methods=["POST"]),
+        Route(ACCOUNT_ENDPOINTS_PATH, handlers.account_endpoints, methods=["GET"]),
+        Route(USER_CREDITS_PATH, handlers.user_credits, methods=["GET"]),
+        Route(ACCOUNT_CREDITS_PATH, handlers.account_credits, methods=["GET"]),
         Route("/_sandbox/health", handlers.health, methods=["GET"]),
         Route("/_sandbox/ledger", handlers.ledger, methods=["GET", "DELETE"]),
         Route("/_sandbox/balance", handlers.balance, methods=["POST"]),
+        Route("/_sandbox/plan", handlers.plan, methods=["GET", "POST", "DELETE"]),
         Route("/_sandbox/faults", handlers.faults, methods=["GET", "POST", "DELETE"]),
         Route("/_sandbox/identifiers", handlers.identifiers, methods=["GET"]),
         Route("/_sandbox/config", handlers.config, methods=["GET", "POST"]),
         Route("/_sandbox/reset", handlers.reset, methods=["POST"]),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware), Middleware(InFlightMiddleware, state)])
+    middleware = [
+        Middleware(RequestIdMiddleware),
+        Middleware(CreditsHeaderMiddleware, state),
+        Middleware(InFlightMiddleware, state),
+    ]
+    app = Starlette(routes=routes, middleware=middleware)
     app.state.sandbox = state
     return app
 
@@ -230,8 +120,8 @@ class InFlightMiddleware:
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Count `/person/*` requests while they run."""
-        if scope["type"] != "http" or not str(scope.get("path", "")).startswith("/person/"):
+        """Count API (not `/_sandbox/*`) requests while they run."""
+        if scope["type"] != "http" or str(scope.get("path", "")).startswith("/_sandbox/"):
             await self.app(scope, receive, send)
             return
         self.state.in_flight += 1
@@ -239,6 +129,31 @@ class InFlightMiddleware:
             await self.app(scope, receive, send)
         finally:
             self.state.in_flight -= 1
+
+
+class CreditsHeaderMiddleware:
+    """With `credits_header` off, removes `x-credits-used` from every response.
+
+    The upstream's docs never mention the header, so a client must cope without it. Removing it here, in one
+    place, guarantees that no answer (errors, faults, truncated bodies) still carries it.
+    """
+
+    def __init__(self, app: ASGIApp, state: SandboxState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Strip the header from the response start when the setting is off."""
+        if scope["type"] != "http" or self.state.config.credits_header:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_without_credits(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                del MutableHeaders(scope=message)["x-credits-used"]
+            await send(message)
+
+        await self.app(scope, receive, send_without_credits)
 
 
 class RequestIdMiddleware:
@@ -282,94 +197,165 @@ def _unauthorized(headers: dict[str, str] | None = None) -> JSONResponse:
     )
 
 
+async def _read_body(request: Request) -> tuple[Any, bool]:
+    """The parsed JSON body and whether it was valid JSON (GET requests have none, which is fine)."""
+    if request.method == "GET":
+        return None, True
+    raw = await request.body()
+    try:
+        return (json.loads(raw) if raw else None), bool(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None, False
+
+
 class _Handlers:
     """Route handlers bound to one sandbox state."""
 
     def __init__(self, state: SandboxState) -> None:
         self.state = state
 
-    # --- the API pipeline -------------------------------------------------------------------------------
+    # --- the API routes -----------------------------------------------------------------------------------
 
     async def enrich(self, request: Request) -> Response:
-        """POST /person/enrich."""
-        return await self._pipeline(request, "enrich", self._process_enrich)
+        """POST /person/enrich (each revision its own contract)."""
+        return await self._pipeline(request, ENRICH_PATH, self._enrich)
+
+    def _enrich(self, call: Call) -> Outcome:
+        if call.config.revision == "overview":
+            return process_overview_enrich(self.state, call)
+        return process_current_enrich(self.state, call)
+
+    async def contact(self, request: Request) -> Response:
+        """POST /person/contact/enrich (today's revision only)."""
+        return await self._pipeline(request, CONTACT_PATH, lambda call: process_contact_enrich(self.state, call))
+
+    async def live(self, request: Request) -> Response:
+        """POST /person/professional_network/enrich/live (today's revision only)."""
+        return await self._pipeline(request, LIVE_PATH, lambda call: process_live_enrich(self.state, call))
 
     async def search(self, request: Request) -> Response:
         """POST /person/search."""
-        return await self._pipeline(request, "search", self._process_search)
+        return await self._pipeline(request, SEARCH_PATH, lambda call: process_search(self.state, call))
 
-    async def _pipeline(self, request: Request, endpoint: str, process: Callable[[Any], Outcome]) -> Response:
+    async def autocomplete(self, request: Request) -> Response:
+        """POST /person/search/autocomplete (both revisions)."""
         state = self.state
-        config = state.config
-        raw = await request.body()
-        body: Any = None
-        body_ok = True
-        try:
-            body = json.loads(raw) if raw else None
-            body_ok = bool(raw)
-        except (ValueError, UnicodeDecodeError):
-            body_ok = False
+        return await self._pipeline(
+            request,
+            AUTOCOMPLETE_PATH,
+            lambda call: process_autocomplete(state.suggestions, state.search_index, call),
+        )
 
+    async def account_endpoints(self, request: Request) -> Response:
+        """GET /account/endpoints (today's revision only)."""
+        return await self._pipeline(
+            request, ACCOUNT_ENDPOINTS_PATH, lambda call: process_account_endpoints(self.state, call)
+        )
+
+    async def user_credits(self, request: Request) -> Response:
+        """GET /user/credits (today's revision only)."""
+        return await self._pipeline(request, USER_CREDITS_PATH, lambda call: process_user_credits(self.state, call))
+
+    async def account_credits(self, request: Request) -> Response:
+        """GET /account/credits (today's revision only)."""
+        return await self._pipeline(
+            request, ACCOUNT_CREDITS_PATH, lambda call: process_account_credits(self.state, call)
+        )
+
+    # --- the API pipeline -------------------------------------------------------------------------------
+
+    async def _pipeline(self, request: Request, path: str, process: Process) -> Response:
+        config = self.state.config
+        if path in CURRENT_ONLY_PATHS and config.revision == "overview":
+            return self._route_absent(request, path)
+        body, body_ok = await _read_body(request)
+        logged = {"path": path, "query": dict(request.query_params)} if request.method == "GET" else body
         version = request.headers.get("x-api-version")
         if version != API_VERSION:
             if version is None:
                 message = f"Missing required header 'x-api-version'; expected '{API_VERSION}'"
             else:
                 message = f"Unsupported x-api-version {version!r}; expected '{API_VERSION}'"
-            return self._error_response(_invalid(message), {})
+            return self._error_response(invalid(message), {})
         key = _bearer(request.headers.get("authorization"))
         if key is None or (config.api_keys and key not in config.api_keys):
             return _unauthorized()
-
-        return await self._authorised(endpoint, process, key, body, body_ok)
-
-    async def _authorised(
-        self,
-        endpoint: str,
-        process: Callable[[Any], Outcome],
-        key: str,
-        body: Any,
-        body_ok: bool,
-    ) -> Response:
-        state = self.state
-        config = state.config
         fp = fingerprint(key)
-        limit = config.enrich_rpm if endpoint == "enrich" else config.search_rpm
-        decision = state.limiter.check(fp, endpoint, limit, config.rate_window, config.rate_limits_enabled)
+        call = Call(fp, path, body, dict(request.query_params), self.state.plans.get(fp), config)
+        return await self._authorised(call, process, body_ok, logged)
+
+    def _route_absent(self, request: Request, path: str) -> Response:
+        """The overview revision had no such route: 404 before any check, as a missing route answers."""
+        key = _bearer(request.headers.get("authorization"))
+        config = self.state.config
+        if key is not None and (not config.api_keys or key in config.api_keys):
+            # Counted all the same, so tests can see that a client probed the route.
+            self.state.ledger.record(fingerprint(key), PATH_NAMES[path], 404, body=None)
+        return JSONResponse({"message": "Not Found"}, 404, headers={"x-credits-used": "0"})
+
+    async def _authorised(self, call: Call, process: Process, body_ok: bool, logged: Any) -> Response:
+        state = self.state
+        endpoint = PATH_NAMES[call.path]
+        decision, scope = self._admit(call, endpoint)
         headers = decision.headers()
         if not decision.allowed:
-            state.ledger.record(fp, endpoint, 429, body=body)
-            return self._rate_limited(endpoint, decision, headers)
+            state.ledger.record(call.key, endpoint, 429, body=logged)
+            return self._rate_limited(call, decision, headers, scope)
 
         fault = state.faults.pick(endpoint)
         if fault is not None:
-            early = await self._early_fault(fault, fp, endpoint, body, headers)
+            early = await self._early_fault(fault, call, logged, headers)
             if early is not None:
                 return early
 
         fault_name = fault.kind if fault is not None else None
         try:
+            if call.path in PLAN_PATHS and not call.terms.enabled:
+                raise endpoint_not_enabled(call.path)
             if not body_ok:
-                raise _invalid("Request body must be valid JSON")
-            outcome = process(body)
+                raise invalid("Request body must be valid JSON")
+            outcome = process(call)
         except ApiError as error:
-            state.ledger.record(fp, endpoint, error.status, fault=fault_name, body=body)
+            state.ledger.record(call.key, endpoint, error.status, fault=fault_name, body=logged)
             return self._finish(error.status, error.payload(), Decimal(0), headers, fault)
 
-        if outcome.cost > 0:
-            remaining = state.ledger.remaining(fp)
-            if remaining is not None and outcome.cost > remaining:
-                error = ApiError(
-                    402,
-                    "insufficient_credits",
-                    f"Insufficient credits: this request needs {credits_str(outcome.cost)}, "
-                    f"{credits_str(remaining)} remaining.",
-                    {"required": credits_str(outcome.cost), "remaining": credits_str(remaining)},
-                )
-                state.ledger.record(fp, endpoint, 402, fault=fault_name, body=body)
-                return self._finish(402, error.payload(), Decimal(0), headers, fault)
-        state.ledger.record(fp, endpoint, outcome.status, outcome.cost, fault=fault_name, body=body)
+        refusal = self._balance_refusal(call.key, outcome.cost)
+        if refusal is not None:
+            state.ledger.record(call.key, endpoint, 402, fault=fault_name, body=logged)
+            return self._finish(402, refusal.payload(), Decimal(0), headers, fault)
+        if outcome.delay_seconds:
+            await anyio.sleep(outcome.delay_seconds)
+        state.ledger.record(call.key, endpoint, outcome.status, outcome.cost, fault=fault_name, body=logged)
         return self._finish(outcome.status, outcome.payload, outcome.cost, headers, fault)
+
+    def _limit(self, call: Call, endpoint: str) -> int:
+        """The endpoint's rate limit for this key: the plan's, else the config's."""
+        rpm = call.terms.rpm if call.path in PLAN_PATHS else None
+        return rpm if rpm is not None else call.config.rpm_for(endpoint)
+
+    def _admit(self, call: Call, endpoint: str) -> tuple[RateDecision, str]:
+        config = call.config
+        limiter = self.state.limiter
+        limit = self._limit(call, endpoint)
+        token_limit = call.plan.token_limit_rpm
+        if token_limit is None:
+            decision = limiter.check(call.key, endpoint, limit, config.rate_window, config.rate_limits_enabled)
+            return decision, endpoint
+        limits = [(endpoint, limit), (TOKEN_SCOPE, token_limit)]
+        return limiter.check_all(call.key, limits, config.rate_window, config.rate_limits_enabled)
+
+    def _balance_refusal(self, key: str, cost: Decimal) -> ApiError | None:
+        if cost <= 0:
+            return None
+        remaining = self.state.ledger.remaining(key)
+        if remaining is None or cost <= remaining:
+            return None
+        return ApiError(
+            402,
+            "insufficient_credits",
+            f"Insufficient credits: this request needs {credits_str(cost)}, {credits_str(remaining)} remaining.",
+            {"required": credits_str(cost), "remaining": credits_str(remaining)},
+        )
 
     def _finish(
         self, status: int, payload: Any, cost: Decimal, headers: dict[str, str], fault: FaultRule | None
@@ -387,12 +373,13 @@ class _Handlers:
             _json_body(error.payload()), error.status, {**headers, "x-credits-used": "0"}, "application/json"
         )
 
-    def _rate_limited(self, endpoint: str, decision: RateDecision, headers: dict[str, str]) -> Response:
-        config = self.state.config
+    def _rate_limited(self, call: Call, decision: RateDecision, headers: dict[str, str], scope: str) -> Response:
+        config = call.config
+        where = "across all endpoints (the key's token limit)" if scope == TOKEN_SCOPE else f"on {call.path}"
         error = ApiError(
             429,
             "rate_limit_exceeded",
-            f"Rate limit exceeded: {decision.limit} requests per {config.rate_window:g} s on /person/{endpoint}; "
+            f"Rate limit exceeded: {decision.limit} requests per {config.rate_window:g} s {where}; "
             f"retry in {decision.reset} s",
             {"limit": decision.limit, "window_seconds": config.rate_window, "retry_after_seconds": decision.reset},
         )
@@ -400,181 +387,29 @@ class _Handlers:
             headers = {**headers, "retry-after": str(decision.reset)}
         return self._error_response(error, headers)
 
-    async def _early_fault(
-        self,
-        fault: FaultRule,
-        fp: str,
-        endpoint: str,
-        body: Any,
-        headers: dict[str, str],
-    ) -> Response | None:
+    async def _early_fault(self, fault: FaultRule, call: Call, logged: Any, headers: dict[str, str]) -> Response | None:
         """Faults that strike before processing (nothing billed); latency delays and lets the request through."""
         ledger = self.state.ledger
+        endpoint = PATH_NAMES[call.path]
         if fault.kind == "latency":
             await anyio.sleep((fault.ms or 0) / 1000)
             return None
         if fault.kind == "timeout":
-            ledger.record(fp, endpoint, "timeout", fault="timeout", body=body)
+            ledger.record(call.key, endpoint, "timeout", fault="timeout", body=logged)
             return HangResponse(self.state)
         if fault.kind == "reset":
-            ledger.record(fp, endpoint, "reset", fault="reset", body=body)
+            ledger.record(call.key, endpoint, "reset", fault="reset", body=logged)
             return ResetResponse(self.state)
         if fault.kind != "status":
             return None
         status = fault.status or 500
-        ledger.record(fp, endpoint, status, fault="status", body=body)
+        ledger.record(call.key, endpoint, status, fault="status", body=logged)
         if status == 401:
             return _unauthorized(headers)
         if status == 429:
-            config = self.state.config
-            limit = config.enrich_rpm if endpoint == "enrich" else config.search_rpm
-            peek = self.state.limiter.peek(fp, endpoint, limit, config.rate_window)
-            return self._rate_limited(endpoint, peek, peek.headers())
-        return self._error_response(_fault_error(fault), headers)
-
-    # --- enrich -------------------------------------------------------------------------------------------
-
-    def _process_enrich(self, body: Any) -> Outcome:
-        state = self.state
-        config = state.config
-        request = _object_body(body, ENRICH_KEYS)
-        urls = "professional_network_profile_urls" in request
-        emails = "business_emails" in request
-        if urls and emails:
-            raise _invalid("Provide exactly one of 'professional_network_profile_urls' or 'business_emails', not both")
-        if not urls and not emails:
-            raise _invalid("Missing identifier: provide 'professional_network_profile_urls' or 'business_emails'")
-        key = "professional_network_profile_urls" if urls else "business_emails"
-        identifiers = _string_list(request[key], key, max_items=MAX_IDENTIFIERS)
-        if urls:
-            slugs = [_profile_slug(u) for u in identifiers]
-        else:
-            slugs = []
-            for email in identifiers:
-                if not _EMAIL.match(email.strip()):
-                    raise _invalid(f"Invalid business email: {email!r}")
-        fields = self._enrich_fields(request.get("fields"))
-        min_score = request.get("min_similarity_score")
-        if min_score is not None and (
-            isinstance(min_score, bool) or not isinstance(min_score, int | float) or not 0 <= min_score <= 1
-        ):
-            raise _invalid(f"'min_similarity_score' must be a number between 0 and 1, or null; got {min_score!r}")
-        flags = {name: _optional_bool(request, name) for name in ("force_fetch", "enrich_realtime", "preview")}
-        if flags["preview"]:
-            raise _invalid("Preview feature is not available for your account")
-        if fields is not None:
-            denied = gated_hits(fields, config.gated_fields)
-            if denied:
-                raise ApiError(
-                    403,
-                    "permission_error",
-                    f"Your plan does not include these fields: {', '.join(denied)}",
-                    {"denied_fields": denied},
-                )
-
-        tree = enrich_selection(
-            fields, default_fields=config.default_fields, include_default_families=config.include_default_families
-        )
-        gated = config.gated_fields
-
-        def shape(person: Person) -> dict[str, Any]:
-            data: dict[str, Any] = person.data if tree is None else project(person.data, tree)
-            return strip_gated(data, gated) if gated else data
-
-        entries: list[dict[str, Any]] = []
-        matched = 0
-        for i, identifier in enumerate(identifiers):
-            if urls:
-                person = state.dataset.lookup_slug(slugs[i])
-                candidates = [EmailCandidate(person, 1.0)] if person is not None and not person.opted_out else []
-            else:
-                candidates = state.dataset.email_candidates(identifier)
-            if min_score is not None:
-                candidates = [c for c in candidates if c.score >= min_score]
-            if candidates:
-                matched += 1
-            entries.append(
-                {
-                    "matched_on": identifier,
-                    "match_type": "professional_network_profile_url" if urls else "business_email",
-                    "matches": [{"confidence_score": c.score, "person_data": shape(c.person)} for c in candidates],
-                }
-            )
-        if not matched and config.no_match_status == 404:
-            return Outcome(404, ApiError(404, "not_found", "No data found").payload())
-        realtime = bool(flags["force_fetch"] or flags["enrich_realtime"])
-        unit = enrich_unit_cost(fields, default_fields=config.default_fields, realtime=realtime)
-        return Outcome(200, entries, unit * matched)
-
-    def _enrich_fields(self, value: Any) -> list[str] | None:
-        if value is None:
-            return None
-        fields = _string_list(value, "fields", max_items=None)
-        catalog = self.state.catalog
-        unknown = [f for f in fields if f not in catalog.enrich_paths]
-        if unknown:
-            raise _invalid(
-                f"Unsupported field(s) in 'fields': {', '.join(repr(u) for u in unknown)}. "
-                "See metadata.available_fields for the valid ones.",
-                {"available_fields": catalog.enrich_sorted},
-            )
-        return fields
-
-    # --- search -------------------------------------------------------------------------------------------
-
-    def _process_search(self, body: Any) -> Outcome:
-        state = self.state
-        request = _object_body(body, SEARCH_KEYS)
-        if request.get("post_processing") is not None:
-            raise _invalid("'post_processing' is not supported by the sandbox")
-        if _optional_bool(request, "preview"):
-            raise _invalid("error: PersonDB preview feature is not available for your account.")
-        if _optional_bool(request, "explain"):
-            raise _invalid("'explain' is not supported by the sandbox")
-        _optional_bool(request, "return_query")  # accepted and ignored, as upstream does
-        if "filters" not in request or request["filters"] is None:
-            raise _invalid("Missing required parameter 'filters'")
-        try:
-            compiled = compile_filters(request["filters"])
-            sorts = compile_sorts(request.get("sorts"))
-        except FilterError as error:
-            raise _invalid(error.message, error.metadata) from None
-        limit = _search_limit(request)
-        fields = request.get("fields")
-        tree = None
-        if fields is not None:
-            names = _string_list(fields, "fields", max_items=None)
-            catalog = state.catalog
-            unknown = [f for f in names if f not in catalog.search_paths]
-            if unknown:
-                raise _invalid(
-                    f"Unsupported field(s) in 'fields': {', '.join(repr(u) for u in unknown)}. "
-                    "See metadata.available_fields for the fields search can return.",
-                    {"available_fields": catalog.search_sorted},
-                )
-            tree = build_tree(names)
-        query_fp = _query_fingerprint(request["filters"], request.get("sorts"), fields, limit)
-        offset = _decode_cursor(request.get("cursor"), query_fp)
-
-        index = state.search_index
-        mask = index.evaluate(compiled)
-        total = mask.bit_count()
-        if sorts:
-            order = index.order(sorts)
-            if mask == index.all:
-                selected = order[offset : offset + limit]
-            else:
-                members = set(positions(mask))
-                matching = (i for i in order if i in members)
-                selected = list(itertools.islice(matching, offset, offset + limit))
-        else:
-            selected = positions(mask)[offset : offset + limit]
-        people = index.people
-        profiles = [people[i].search if tree is None else project(people[i].search, tree) for i in selected]
-        end = offset + len(profiles)
-        next_cursor = _encode_cursor(end, query_fp) if profiles and end < total else None
-        payload = {"profiles": profiles, "next_cursor": next_cursor, "total_count": total}
-        return Outcome(200, payload, SEARCH_CREDITS_PER_PROFILE * len(profiles))
+            peek = self.state.limiter.peek(call.key, endpoint, self._limit(call, endpoint), call.config.rate_window)
+            return self._rate_limited(call, peek, peek.headers(), endpoint)
+        return self._error_response(_fault_error(fault, call.config.revision), headers)
 
     # --- admin endpoints ----------------------------------------------------------------------------------
 
@@ -610,14 +445,38 @@ class _Handlers:
         try:
             body = await _admin_body(request)
             if set(body) != {"credits"}:
-                raise _invalid('Body must be {"credits": "<amount>"} or {"credits": null}')
+                raise invalid('Body must be {"credits": "<amount>"} or {"credits": null}')
             try:
                 amount = parse_credits(body["credits"])
             except ConfigError as exc:
-                raise _invalid(str(exc)) from None
+                raise invalid(str(exc)) from None
         except ApiError as error:
             return self._error_response(error, {})
         return JSONResponse(self.state.ledger.set_balance(fingerprint(key), amount))
+
+    async def plan(self, request: Request) -> Response:
+        """GET shows, POST partially updates, DELETE resets the caller's plan (by its bearer header)."""
+        key = _bearer(request.headers.get("authorization"))
+        if key is None:
+            return _unauthorized()
+        plans = self.state.plans
+        fp = fingerprint(key)
+        if request.method == "DELETE":
+            plans.reset(fp)
+        elif request.method == "POST":
+            try:
+                updated = await self._updated_plan(request, plans.get(fp))
+            except ApiError as error:
+                return self._error_response(error, {})
+            plans.set(fp, updated)
+        return JSONResponse({"key": fp, **plans.get(fp).to_json()})
+
+    async def _updated_plan(self, request: Request, plan: Plan) -> Plan:
+        body = await _admin_body(request)
+        try:
+            return plan.updated(body, self.state.plan_vocabularies())
+        except ConfigError as exc:
+            raise invalid(str(exc)) from None
 
     async def faults(self, request: Request) -> Response:
         """GET lists, POST adds (one rule or {"rules": [...]}), DELETE clears the fault rules."""
@@ -630,23 +489,23 @@ class _Handlers:
             body = await _admin_body(request)
             raw_rules: list[Any] = cast("list[Any]", body["rules"]) if "rules" in body else [body]
             if "rules" in body and (len(body) != 1 or not isinstance(body["rules"], list)):
-                raise _invalid('Body must be one rule object or {"rules": [rule, ...]}')
+                raise invalid('Body must be one rule object or {"rules": [rule, ...]}')
             try:
                 rules = [FaultRule.from_dict(_as_object(r)) for r in raw_rules]
             except ConfigError as exc:
-                raise _invalid(str(exc)) from None
+                raise invalid(str(exc)) from None
         except ApiError as error:
             return self._error_response(error, {})
         added = [injector.add(rule) for rule in rules]
         return JSONResponse({"added": added, "rules": injector.list()})
 
     async def identifiers(self, request: Request) -> Response:
-        """GET /_sandbox/identifiers?kind=url|email|multi_email|opted_out_url&n=10&offset=0."""
+        """GET /_sandbox/identifiers?kind=url|email|multi_email|opted_out_url|hostile_url&n=10&offset=0."""
         params = request.query_params
         kind = params.get("kind", "url")
         try:
             if kind not in IDENTIFIER_KINDS:
-                raise _invalid(f"kind must be one of {', '.join(IDENTIFIER_KINDS)}; got {kind!r}")
+                raise invalid(f"kind must be one of {', '.join(IDENTIFIER_KINDS)}; got {kind!r}")
             n = _query_int(params.get("n"), "n", 10, 1, 10_000)
             offset = _query_int(params.get("offset"), "offset", 0, 0, 10_000_000)
         except ApiError as error:
@@ -657,7 +516,7 @@ class _Handlers:
         )
 
     async def reset(self, _request: Request) -> Response:
-        """POST /_sandbox/reset: start-up config and faults again, empty ledger and rate-limit windows."""
+        """POST /_sandbox/reset: start-up config, faults and plans again, empty ledger and rate-limit windows."""
         self.state.reset()
         return JSONResponse({"reset": True, "config": self.state.config.runtime_view()})
 
@@ -669,40 +528,34 @@ class _Handlers:
                 body = await _admin_body(request)
                 try:
                     updated = state.config.updated(body)
-                    _check_gated(updated.gated_fields, state.catalog)
+                    check_gated(updated.gated_fields, state.catalog)
                 except ConfigError as exc:
-                    raise _invalid(str(exc)) from None
+                    raise invalid(str(exc)) from None
             except ApiError as error:
                 return self._error_response(error, {})
             state.config = updated
         return JSONResponse(state.config.runtime_view())
 
 
-def _fault_error(fault: FaultRule) -> ApiError:
+def _fault_error(fault: FaultRule, revision: Revision) -> ApiError:
     status = fault.status or 500
     if status == 402:
         return ApiError(402, "insufficient_credits", "Insufficient credits", {"required": None, "remaining": "0"})
     if status == 403:
         if fault.reason == "fields":
-            denied = list(fault.denied_fields or ("certifications",))
-            return ApiError(
-                403,
-                "permission_error",
-                f"Your plan does not include these fields: {', '.join(denied)}",
-                {"denied_fields": denied},
-            )
+            return fields_denied(revision, fault.denied_fields or ("certifications",))
         return ApiError(403, "permission_error", "Permission denied or insufficient credits")
     if status == 404:
-        return ApiError(404, "not_found", "No data found")
+        return not_found()
     if status in _FAULT_5XX:
         error_type, message = _FAULT_5XX[status]
         return ApiError(status, error_type, message)
-    return _invalid("Bad request (injected by a sandbox fault rule)")
+    return invalid("Bad request (injected by a sandbox fault rule)")
 
 
 def _as_object(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise _invalid("Each fault rule must be a JSON object")
+        raise invalid("Each fault rule must be a JSON object")
     return cast("dict[str, Any]", value)
 
 
@@ -710,8 +563,10 @@ async def _admin_body(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError):
-        raise _invalid("Request body must be a JSON object") from None
-    return _as_object(body)
+        raise invalid("Request body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise invalid("Request body must be a JSON object")
+    return cast("dict[str, Any]", body)
 
 
 def _query_int(value: str | None, name: str, default: int, low: int, high: int) -> int:
@@ -720,101 +575,10 @@ def _query_int(value: str | None, name: str, default: int, low: int, high: int) 
     try:
         number = int(value)
     except ValueError:
-        raise _invalid(f"{name} must be an integer") from None
+        raise invalid(f"{name} must be an integer") from None
     if not low <= number <= high:
-        raise _invalid(f"{name} must be between {low} and {high}")
+        raise invalid(f"{name} must be between {low} and {high}")
     return number
-
-
-def _object_body(body: Any, allowed: Sequence[str]) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise _invalid("Request body must be a JSON object")
-    request = cast("dict[str, Any]", body)
-    unknown = [k for k in request if k not in allowed]
-    if unknown:
-        raise _invalid(
-            f"Unknown parameter(s): {', '.join(repr(u) for u in unknown)}. Allowed parameters: {', '.join(allowed)}"
-        )
-    return request
-
-
-def _string_list(value: Any, name: str, max_items: int | None) -> list[str]:
-    if not isinstance(value, list):
-        raise _invalid(f"'{name}' must be an array of strings")
-    items = cast("list[Any]", value)
-    if not items:
-        raise _invalid(f"'{name}' must contain at least 1 item")
-    if max_items is not None and len(items) > max_items:
-        raise _invalid(f"'{name}' accepts at most {max_items} items; got {len(items)}")
-    for i, item in enumerate(items):
-        if not isinstance(item, str) or not item.strip():
-            raise _invalid(f"'{name}'[{i}] must be a non-empty string; got {item!r}")
-    return cast("list[str]", items)
-
-
-def _optional_bool(request: dict[str, Any], name: str) -> bool:
-    value = request.get(name)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise _invalid(f"'{name}' must be true or false; got {value!r}")
-    return value
-
-
-def _profile_slug(url: str) -> str:
-    match = _PROFILE_URL.match(url.strip())
-    if match is None:
-        raise _invalid(
-            f"Invalid professional network profile URL: {url!r}. Expected https://www.linkedin.com/in/<slug>"
-        )
-    return match.group(1).lower()
-
-
-def _search_limit(request: dict[str, Any]) -> int:
-    limit = request.get("limit")
-    count = request.get("count")
-    if limit is not None and count is not None and limit != count:
-        raise _invalid("'count' is an alias of 'limit': send one of them")
-    value = limit if limit is not None else count
-    if value is None:
-        return DEFAULT_SEARCH_LIMIT
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SEARCH_LIMIT:
-        raise _invalid(f"'limit' must be an integer between 1 and {MAX_SEARCH_LIMIT}; got {value!r}")
-    return value
-
-
-def _query_fingerprint(filters: Any, sorts: Any, fields: Any, limit: int) -> str:
-    canonical = json.dumps([filters, sorts, fields, limit], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def _encode_cursor(offset: int, query_fp: str) -> str:
-    raw = json.dumps({"v": 1, "o": offset, "q": query_fp}, separators=(",", ":")).encode()
-    # gzip then base64, so cursors look like upstream's "H4sI..." tokens; mtime=0 keeps them deterministic.
-    return base64.urlsafe_b64encode(gzip.compress(raw, mtime=0)).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: Any, query_fp: str) -> int:
-    if cursor is None:
-        return 0
-    if not isinstance(cursor, str) or not cursor:
-        raise _invalid("'cursor' must be a string returned as next_cursor, or null")
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = json.loads(gzip.decompress(base64.urlsafe_b64decode(padded)))
-    except (ValueError, binascii.Error, OSError, EOFError, zlib.error):
-        raise _invalid("Invalid cursor: pass the next_cursor of the previous page unchanged") from None
-    if not isinstance(data, dict):
-        raise _invalid("Invalid cursor: pass the next_cursor of the previous page unchanged")
-    decoded = cast("dict[str, Any]", data)
-    offset = decoded.get("o")
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0 or decoded.get("q") is None:
-        raise _invalid("Invalid cursor: pass the next_cursor of the previous page unchanged")
-    if decoded["q"] != query_fp:
-        raise _invalid(
-            "This cursor belongs to a different query: keep filters, sorts, fields and limit identical between pages"
-        )
-    return offset
 
 
 async def _wait_disconnect(receive: Receive) -> None:

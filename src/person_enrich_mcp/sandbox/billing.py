@@ -76,6 +76,11 @@ class Ledger:
         with self._lock:
             return self._account(key).balance
 
+    def billed(self, key: str) -> Decimal:
+        """Everything the key was billed so far."""
+        with self._lock:
+            return self._account(key).credits_billed
+
     def set_balance(self, key: str, balance: Decimal | None) -> dict[str, Any]:
         """Set one key's balance (None for unlimited) and return its entry."""
         with self._lock:

@@ -1,13 +1,12 @@
-"""Field catalogs derived by walking the generated shapes, projection of `person_data`, and the sandbox's pricing.
+"""Field catalogs derived by walking the generated shapes, and projection of `person_data`.
 
 This is the sandbox's own reading of the upstream contract. It deliberately shares nothing with the server's
-field catalog or pricing, so the two can disagree and the integration tests can notice.
+field catalog, so the two can disagree and the integration tests can notice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from decimal import Decimal
 from typing import Any, cast
 
 from person_enrich_mcp.sandbox.dataset import Dataset
@@ -24,18 +23,31 @@ ENRICH_GROUPS: tuple[str, ...] = (
     "honors",
     "dev_platform_profiles",
 )
+# Today's /person/enrich (and live enrich) `fields` vocabulary: groups only, no `contact`
+# (n8n filter-fields.generated.ts FIELD_VOCABULARY["person.enrich"]).
+CURRENT_ENRICH_GROUPS: tuple[str, ...] = (
+    "basic_profile",
+    "professional_network",
+    "skills",
+    "social_handles",
+    "experience",
+    "education",
+    "certifications",
+    "honors",
+    "dev_platform_profiles",
+    "assessment",
+    "social_posts",
+)
+# Today's /person/contact/enrich `fields` vocabulary (FIELD_VOCABULARY["person.contactEnrich"]).
+CONTACT_FIELDS: tuple[str, ...] = (
+    "contact.business_emails",
+    "contact.personal_emails",
+    "contact.phone_numbers",
+    "contact.websites",
+)
+DEFAULT_CONTACT_FIELDS: tuple[str, ...] = CONTACT_FIELDS[:3]
 DEFAULT_FAMILIES: tuple[str, ...] = ("basic_profile", "social_handles")
 ENRICH_TOP_LEVEL_SCALARS: tuple[str, ...] = ("crustdata_person_id", "updated_at")
-
-BASE_CREDITS = Decimal(1)
-MAX_CREDITS_PER_PROFILE = Decimal(7)
-SEARCH_CREDITS_PER_PROFILE = Decimal("0.03")
-CONTACT_ADD_ONS: dict[str, Decimal] = {
-    "contact.business_emails": Decimal(1),
-    "contact.personal_emails": Decimal(2),
-    "contact.phone_numbers": Decimal(2),
-}
-DEV_PLATFORM_ADD_ON = Decimal(1)
 
 # Walking every person is exact but slow; the generator gives every optional key a probability of at least a
 # few percent, so a prefix of this size covers them all (a test walks the whole dataset to prove it).
@@ -78,6 +90,13 @@ class FieldCatalog:
         self.search_paths: frozenset[str] = frozenset(search)
         self.search_sorted: list[str] = sorted(search)
         self.search_groups: tuple[str, ...] = tuple(sample[0].search) if sample else ()
+        profile = {p for p in enrich if p.split(".", 1)[0] in CURRENT_ENRICH_GROUPS or p in ENRICH_TOP_LEVEL_SCALARS}
+        profile.update(CURRENT_ENRICH_GROUPS)
+        # What a plan may disable on /person/enrich and live enrich: the groups and every path below them.
+        self.profile_paths: frozenset[str] = frozenset(profile)
+        # The leaves, as `GET /account/endpoints` lists them; a group with no data here is its own leaf.
+        self.profile_leaves: list[str] = sorted(p for p in profile if not any(q.startswith(p + ".") for q in profile))
+        self.search_leaves: list[str] = sorted(p for p in search if not any(q.startswith(p + ".") for q in search))
 
 
 def build_tree(paths: Iterable[str]) -> ProjectionTree:
@@ -129,21 +148,6 @@ def enrich_selection(
         top = path.split(".", 1)[0]
         selected.append(path if top == "contact" else top)
     return build_tree(selected)
-
-
-def enrich_unit_cost(fields: Sequence[str] | None, *, default_fields: str, realtime: bool) -> Decimal:
-    """Credits for one matched identifier: base 1 plus add-ons named by the requested fields, capped at 7."""
-    if realtime:
-        return MAX_CREDITS_PER_PROFILE
-    if fields is None:
-        return MAX_CREDITS_PER_PROFILE if default_fields == "all" else BASE_CREDITS
-    cost = BASE_CREDITS
-    for add_on, price in CONTACT_ADD_ONS.items():
-        if any(f == "contact" or f == add_on or f.startswith(add_on + ".") for f in fields):
-            cost += price
-    if any(f == "dev_platform_profiles" or f.startswith("dev_platform_profiles.") for f in fields):
-        cost += DEV_PLATFORM_ADD_ON
-    return min(cost, MAX_CREDITS_PER_PROFILE)
 
 
 def gated_hits(fields: Sequence[str], gated: Sequence[str]) -> list[str]:

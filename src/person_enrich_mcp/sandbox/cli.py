@@ -10,6 +10,8 @@ import time
 from decimal import Decimal
 
 from person_enrich_mcp.sandbox.config import ConfigError, FaultRule, SandboxConfig, parse_credits
+from person_enrich_mcp.sandbox.endpoints import CONTACT_PATH, LIVE_PATH
+from person_enrich_mcp.sandbox.plans import Plan
 
 logger = logging.getLogger("person_enrich_mcp.sandbox")
 
@@ -40,6 +42,16 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _non_negative_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value!r}")
+    return number
+
+
 def _port(value: str) -> int:
     try:
         number = int(value)
@@ -60,6 +72,16 @@ def _seconds(value: str) -> float:
     return number
 
 
+_RATE_FLAGS = (
+    ("enrich", "enrich"),
+    ("contact", "contact-enrich"),
+    ("live", "live-enrich"),
+    ("search", "search"),
+    ("autocomplete", "autocomplete"),
+    ("account", "account-endpoint (shared by the three)"),
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the sandbox options to its subcommand parser."""
     defaults = SandboxConfig()
@@ -75,7 +97,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--companies", type=_positive_int, default=defaults.companies, help="companies (default: %(default)s)"
     )
 
+    data.add_argument(
+        "--hostile-people",
+        type=_non_negative_int,
+        default=defaults.hostile_people,
+        metavar="N",
+        help="give the first N searchable people hostile free text (default: %(default)s)",
+    )
+
     api = parser.add_argument_group("upstream behaviour")
+    api.add_argument(
+        "--revision",
+        choices=("current", "overview"),
+        default=defaults.revision,
+        help="the API contract to emulate: today's, or the older overview's (default: %(default)s)",
+    )
     api.add_argument(
         "--api-key",
         action="append",
@@ -83,13 +119,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY",
         help="accept only this key (repeatable); without it any non-empty key works and is billed separately",
     )
-    api.add_argument("--enrich-rpm", type=_positive_int, default=defaults.enrich_rpm, help="enrich requests per window")
-    api.add_argument("--search-rpm", type=_positive_int, default=defaults.search_rpm, help="search requests per window")
+    for endpoint, what in _RATE_FLAGS:
+        api.add_argument(
+            f"--{endpoint}-rpm",
+            type=_positive_int,
+            default=defaults.rpm_for(endpoint),
+            help=f"{what} requests per window, per key (default: %(default)s)",
+        )
     api.add_argument(
         "--rate-window", type=_seconds, default=defaults.rate_window, help="sliding window in seconds (default: 60)"
     )
     api.add_argument("--no-rate-limit", action="store_true", help="never answer 429 (benchmarks)")
     api.add_argument("--send-retry-after", action="store_true", help="add Retry-After to 429 answers")
+    api.add_argument(
+        "--no-credits-header", action="store_true", help="never send x-credits-used (the upstream docs omit it)"
+    )
     api.add_argument(
         "--balance",
         type=_credits,
@@ -123,6 +167,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="status of an enrich batch in which nothing matched (default: %(default)s)",
     )
 
+    api.add_argument(
+        "--live-latency-ms",
+        type=_non_negative_int,
+        default=defaults.live_latency_ms,
+        metavar="MS",
+        help="delay every live-enrich answer by this much (default: %(default)s)",
+    )
+    _add_plan_arguments(parser)
+
     faults = parser.add_argument_group("fault injection")
     faults.add_argument(
         "--fault",
@@ -135,6 +188,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--fault-seed", type=int, default=defaults.fault_seed, help="seed of the fault RNG")
 
 
+def _add_plan_arguments(parser: argparse.ArgumentParser) -> None:
+    plan = parser.add_argument_group("every key's default plan")
+    plan.add_argument("--contact-not-enabled", action="store_true", help="contact enrich answers 403 (plan-gated)")
+    plan.add_argument("--live-not-enabled", action="store_true", help="live enrich answers 403 (plan-gated)")
+    plan.add_argument("--preview", action="store_true", help="the plan includes preview (enrich and search)")
+    plan.add_argument(
+        "--token-limit-rpm",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="a key-wide limit across all endpoints, per window (default: none)",
+    )
+
+
+def default_plan_from_args(args: argparse.Namespace) -> Plan:
+    """The default plan the plan flags describe."""
+    plan = Plan(preview=args.preview, token_limit_rpm=args.token_limit_rpm)
+    if args.contact_not_enabled:
+        plan = plan.with_status(CONTACT_PATH, "not_enabled")
+    if args.live_not_enabled:
+        plan = plan.with_status(LIVE_PATH, "not_enabled")
+    return plan
+
+
 def config_from_args(args: argparse.Namespace) -> SandboxConfig:
     """Build a SandboxConfig from parsed sandbox arguments; raises ConfigError on inconsistent values."""
     return SandboxConfig(
@@ -142,16 +219,25 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         people=args.people,
         companies=args.companies,
         api_keys=tuple(args.api_key),
+        revision=args.revision,
         enrich_rpm=args.enrich_rpm,
+        contact_rpm=args.contact_rpm,
+        live_rpm=args.live_rpm,
         search_rpm=args.search_rpm,
+        autocomplete_rpm=args.autocomplete_rpm,
+        account_rpm=args.account_rpm,
         rate_window=args.rate_window,
         rate_limits_enabled=not args.no_rate_limit,
         send_retry_after=args.send_retry_after,
+        credits_header=not args.no_credits_header,
         balance=args.balance,
         gated_fields=tuple(args.gated_field),
+        default_plan=default_plan_from_args(args),
         default_fields=args.default_fields,
         include_default_families=not args.no_default_families,
         no_match_status=args.no_match_status,
+        live_latency_ms=args.live_latency_ms,
+        hostile_people=args.hostile_people,
         faults=tuple(args.fault),
         fault_seed=args.fault_seed,
         access_log=args.access_log,

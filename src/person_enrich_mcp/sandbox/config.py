@@ -7,25 +7,37 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Literal, cast
 
+from person_enrich_mcp.sandbox.endpoints import ENDPOINT_NAMES, REVISIONS, EndpointName, Revision
+from person_enrich_mcp.sandbox.plans import Plan
+from person_enrich_mcp.sandbox.values import ConfigError, parse_credits
+
+__all__ = [
+    "ENDPOINTS",
+    "FAULT_KINDS",
+    "FAULT_REASONS",
+    "FAULT_STATUSES",
+    "RUNTIME_KEYS",
+    "ConfigError",
+    "FaultRule",
+    "SandboxConfig",
+    "parse_credits",
+]
+
 FaultKind = Literal["status", "latency", "timeout", "malformed", "truncated", "reset"]
-Endpoint = Literal["enrich", "search"]
+Endpoint = EndpointName
 DefaultFields = Literal["default", "all"]
 
 FAULT_KINDS: tuple[FaultKind, ...] = ("status", "latency", "timeout", "malformed", "truncated", "reset")
-ENDPOINTS: tuple[Endpoint, ...] = ("enrich", "search")
+ENDPOINTS: tuple[Endpoint, ...] = ENDPOINT_NAMES
 FAULT_STATUSES: tuple[int, ...] = (400, 401, 402, 403, 404, 429, 500, 502, 503, 504)
 FAULT_REASONS: tuple[str, ...] = ("credits", "fields")
 MAX_LATENCY_MS = 120_000
 DEFAULT_DENIED_FIELDS: tuple[str, ...] = ("certifications",)
 
 _RULE_KEYS = ("kind", "rate", "count", "endpoint", "status", "reason", "ms", "denied_fields")
-
-
-class ConfigError(ValueError):
-    """A sandbox setting or fault rule is invalid; the message says which and why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,24 +196,14 @@ def _number(value: object, name: str, coerce_strings: bool) -> float | None:
     return float(value)
 
 
-def parse_credits(value: object, name: str = "credits") -> Decimal | None:
-    """Parse a credit amount given as a decimal string or an integer (never a float); None means unlimited."""
-    if value is None:
-        return None
-    if isinstance(value, (bool, float)):
-        raise ConfigError(f'{name} must be a decimal string such as "10" or "2.5" (not a float)')
-    if isinstance(value, int):
-        amount = Decimal(value)
-    elif isinstance(value, str):
-        try:
-            amount = Decimal(value.strip())
-        except InvalidOperation:
-            raise ConfigError(f"{name} must be a decimal number; got {value!r}") from None
-    else:
-        raise ConfigError(f"{name} must be a decimal string or null; got {value!r}")
-    if not amount.is_finite() or amount < 0:
-        raise ConfigError(f"{name} must be a finite, non-negative amount; got {value!r}")
-    return amount
+RPM_SETTINGS: tuple[str, ...] = (
+    "enrich_rpm",
+    "contact_rpm",
+    "live_rpm",
+    "search_rpm",
+    "autocomplete_rpm",
+    "account_rpm",
+)
 
 
 @dataclass(slots=True)
@@ -212,16 +214,25 @@ class SandboxConfig:
     people: int = 5000
     companies: int = 300
     api_keys: tuple[str, ...] = ()
+    revision: Revision = "current"
     enrich_rpm: int = 15
+    contact_rpm: int = 15
+    live_rpm: int = 10
     search_rpm: int = 30
+    autocomplete_rpm: int = 300
+    account_rpm: int = 300
     rate_window: float = 60.0
     rate_limits_enabled: bool = True
     send_retry_after: bool = False
+    credits_header: bool = True
     balance: Decimal | None = None
     gated_fields: tuple[str, ...] = ()
+    default_plan: Plan = field(default_factory=Plan)
     default_fields: DefaultFields = "default"
     include_default_families: bool = True
     no_match_status: int = 200
+    live_latency_ms: int = 0
+    hostile_people: int = 0
     faults: tuple[FaultRule, ...] = ()
     fault_seed: int = 0
     access_log: bool = False
@@ -231,13 +242,12 @@ class SandboxConfig:
         self.api_keys = tuple(self.api_keys)
         self.gated_fields = tuple(self.gated_fields)
         self.faults = tuple(self.faults)
-        if self.people < 1:
-            raise ConfigError(f"people must be at least 1; got {self.people}")
-        if self.companies < 1:
-            raise ConfigError(f"companies must be at least 1; got {self.companies}")
+        self._check_sizes()
         if any(not k for k in self.api_keys):
             raise ConfigError("api keys must be non-empty strings")
-        for name in ("enrich_rpm", "search_rpm"):
+        if self.revision not in REVISIONS:
+            raise ConfigError(f"revision must be 'current' or 'overview'; got {self.revision!r}")
+        for name in RPM_SETTINGS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer; got {value!r}")
@@ -249,6 +259,21 @@ class SandboxConfig:
             raise ConfigError(f"default_fields must be 'default' or 'all'; got {self.default_fields!r}")
         if self.no_match_status not in (200, 404):
             raise ConfigError(f"no_match_status must be 200 or 404; got {self.no_match_status!r}")
+        if not 0 <= self.live_latency_ms <= MAX_LATENCY_MS:
+            raise ConfigError(f"live_latency_ms must be between 0 and {MAX_LATENCY_MS}; got {self.live_latency_ms}")
+
+    def _check_sizes(self) -> None:
+        if self.people < 1:
+            raise ConfigError(f"people must be at least 1; got {self.people}")
+        if self.companies < 1:
+            raise ConfigError(f"companies must be at least 1; got {self.companies}")
+        if not 0 <= self.hostile_people <= self.people:
+            raise ConfigError(f"hostile_people must be between 0 and people ({self.people}); got {self.hostile_people}")
+
+    def rpm_for(self, endpoint: str) -> int:
+        """The configured default rate limit of one endpoint (by ledger name)."""
+        limit: int = getattr(self, f"{endpoint}_rpm")
+        return limit
 
     def updated(self, changes: Mapping[str, object]) -> SandboxConfig:
         """A copy with the run-time settable keys in `changes` applied; raises ConfigError on bad input."""
@@ -265,34 +290,30 @@ class SandboxConfig:
 
     def runtime_view(self) -> dict[str, Any]:
         """The run-time settable keys and their current values, as JSON."""
-        return {
-            "enrich_rpm": self.enrich_rpm,
-            "search_rpm": self.search_rpm,
-            "rate_window": self.rate_window,
-            "rate_limits_enabled": self.rate_limits_enabled,
-            "send_retry_after": self.send_retry_after,
-            "gated_fields": list(self.gated_fields),
-            "no_match_status": self.no_match_status,
-            "default_fields": self.default_fields,
-            "include_default_families": self.include_default_families,
-        }
+        view: dict[str, Any] = {key: getattr(self, key) for key in RUNTIME_KEYS}
+        view["gated_fields"] = list(self.gated_fields)
+        return view
 
 
 RUNTIME_KEYS: tuple[str, ...] = (
-    "enrich_rpm",
-    "search_rpm",
+    "revision",
+    *RPM_SETTINGS,
     "rate_window",
     "rate_limits_enabled",
     "send_retry_after",
+    "credits_header",
     "gated_fields",
     "no_match_status",
     "default_fields",
     "include_default_families",
+    "live_latency_ms",
 )
+_INTEGER_KEYS = frozenset({*RPM_SETTINGS, "no_match_status", "live_latency_ms"})
+_BOOLEAN_KEYS = frozenset({"rate_limits_enabled", "send_retry_after", "include_default_families", "credits_header"})
 
 
 def _coerce_runtime(key: str, value: object) -> object:
-    if key in ("enrich_rpm", "search_rpm", "no_match_status"):
+    if key in _INTEGER_KEYS:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key} must be an integer; got {value!r}")
         return value
@@ -300,7 +321,7 @@ def _coerce_runtime(key: str, value: object) -> object:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"rate_window must be a number of seconds; got {value!r}")
         return float(value)
-    if key in ("rate_limits_enabled", "send_retry_after", "include_default_families"):
+    if key in _BOOLEAN_KEYS:
         if not isinstance(value, bool):
             raise ConfigError(f"{key} must be true or false; got {value!r}")
         return value
@@ -311,7 +332,7 @@ def _coerce_runtime(key: str, value: object) -> object:
         if not all(isinstance(v, str) and v for v in items):
             raise ConfigError("gated_fields must be a list of field names")
         return tuple(cast("list[str]", items))
-    # default_fields: validated by __post_init__ through dataclasses.replace.
+    # revision and default_fields: validated by __post_init__ through dataclasses.replace.
     if not isinstance(value, str):
         raise ConfigError(f"{key} must be a string; got {value!r}")
     return value

@@ -143,6 +143,8 @@ class Dataset:
     by_company: dict[int, list[Person]]
     searchable: list[Person]
     generation_seconds: float = 0.0
+    # People whose free text was made hostile after generation (see hostile.py); empty unless asked for.
+    hostile: list[Person] = field(default_factory=list[Person])
     _candidates: dict[str, list[EmailCandidate]] = field(default_factory=dict[str, list[EmailCandidate]])
     _multi_emails: list[str] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)

@@ -215,7 +215,7 @@ class FieldIndex:
         cached = self._masks.get(key)
         if cached is None:
             found = self.postings.get(key)
-            cached = _bits(found) if found else 0
+            cached = bitset(found) if found else 0
             self._masks[key] = cached
         return cached
 
@@ -230,7 +230,7 @@ class FieldIndex:
         merged: list[int] = []
         for key in keys:
             merged.extend(table.get(key, ()))
-        return _bits(merged)
+        return bitset(merged)
 
     def below(self, bound: Any, inclusive: bool) -> int:
         """People with at least one value < bound (or <= bound)."""
@@ -260,7 +260,8 @@ class FieldIndex:
         return self._sorted
 
 
-def _bits(found: list[int]) -> int:
+def bitset(found: list[int]) -> int:
+    """The bitset with a bit set at every position in `found`."""
     if not found:
         return 0
     if len(found) < 16:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
@@ -51,6 +51,36 @@ class RateLimiter:
                 allowed = False
             reset = max(0, math.ceil(log[0] + window - now)) if log else 0
             return RateDecision(allowed, limit, max(0, limit - len(log)), reset)
+
+    def check_all(
+        self, key: str, limits: Sequence[tuple[str, int]], window: float, enabled: bool = True
+    ) -> tuple[RateDecision, str]:
+        """Admit one request only if every (scope, limit) window has room, and then record it in each.
+
+        Returns the decision of the first window that refused, or of the first window when admitted, with that
+        window's scope. A key-wide limit is one more scope: a request refused by either window enters neither.
+        """
+        first_scope, first_limit = limits[0]
+        if not enabled:
+            return RateDecision(True, first_limit, first_limit, 0), first_scope
+        now = self.clock()
+        with self._lock:
+            logs = [self._pruned(key, scope, now, window) for scope, _limit in limits]
+            refused = next((i for i, (_s, limit) in enumerate(limits) if len(logs[i]) >= limit), None)
+            if refused is None:
+                for log in logs:
+                    log.append(now)
+            shown = 0 if refused is None else refused
+            scope, limit = limits[shown]
+            log = logs[shown]
+            reset = max(0, math.ceil(log[0] + window - now)) if log else 0
+            return RateDecision(refused is None, limit, max(0, limit - len(log)), reset), scope
+
+    def _pruned(self, key: str, scope: str, now: float, window: float) -> deque[float]:
+        log = self._windows.setdefault((key, scope), deque())
+        while log and log[0] + window <= now:
+            log.popleft()
+        return log
 
     def peek(self, key: str, endpoint: str, limit: int, window: float) -> RateDecision:
         """The current state without recording anything (for injected 429 faults)."""

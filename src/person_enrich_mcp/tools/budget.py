@@ -1,4 +1,4 @@
-"""`get_budget`: the session's credits and receipts. Free: it never calls the upstream."""
+"""`get_budget`: the session's credits and receipts, and the upstream account's balance. Free: it spends nothing."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Annotated
 
 from mcp.types import CallToolResult
 
-from person_enrich_mcp.errors import format_credits
-from person_enrich_mcp.tools.context import ToolContext, app_state, owner_of
+from person_enrich_mcp.errors import PersonEnrichError, format_credits
+from person_enrich_mcp.tools.context import AppState, ToolContext, app_state, owner_of
 from person_enrich_mcp.tools.results import BudgetResult, success
 
 RECEIPTS_SHOWN = 10
@@ -18,6 +18,7 @@ async def get_budget(ctx: ToolContext) -> Annotated[CallToolResult, BudgetResult
     app = app_state(ctx)
     owner = owner_of(ctx)
     view = await app.budget.view(owner)
+    account = await _account(app)
     result = BudgetResult(
         limit=format_credits(view.limit),
         spent=format_credits(view.spent),
@@ -37,6 +38,7 @@ async def get_budget(ctx: ToolContext) -> Annotated[CallToolResult, BudgetResult
             if view.window is not None
             else None
         ),
+        account=account,
     )
     summary = (
         f"Session budget: {result.spent} of {result.limit} credits spent, {result.remaining} left "
@@ -50,4 +52,18 @@ async def get_budget(ctx: ToolContext) -> Annotated[CallToolResult, BudgetResult
         )
     if view.unverified:
         summary += f" {result.unverified} credits are held for upstream calls whose outcome is unknown."
+    if account is not None and "balance" in account:
+        summary += f" The Crustdata account has {account['balance']} credits."
     return success(result, summary)
+
+
+async def _account(app: AppState) -> dict[str, str] | None:
+    """The upstream account as far as it is known (read for free), or None when it cannot be read now."""
+    try:
+        view = await app.account.view()
+    except PersonEnrichError:
+        return None
+    shown = {"api_revision": view.dialect.value, "prices": view.prices.source}
+    if view.balance is not None:
+        shown["balance"] = format_credits(view.balance)
+    return shown

@@ -16,9 +16,11 @@ from pydantic import BaseModel, Field
 
 from person_enrich_mcp.budget import Quote
 from person_enrich_mcp.errors import (
+    AccountBalanceError,
     CallCeilingError,
     ConfirmationDeclinedError,
     ConfirmationRequiredError,
+    PersonEnrichError,
     SpendRefusedError,
     format_credits,
 )
@@ -36,7 +38,7 @@ class SpendDecision(BaseModel):
     """A decision taken without asking anyone."""
 
     approved: bool
-    how: Literal["not_needed", "max_credits", "cannot_ask", "over_budget", "over_ceiling"]
+    how: Literal["not_needed", "max_credits", "cannot_ask", "over_budget", "over_balance", "over_ceiling"]
 
 
 def _client_can_ask(ctx: ToolContext) -> bool:
@@ -59,6 +61,12 @@ async def decide(
     view = await app.budget.view(owner_of(ctx))
     if quote.estimate > view.remaining:
         return SpendDecision(approved=False, how="over_budget")  # the reservation refuses it with the details
+    try:
+        balance = (await app.account.view()).balance
+    except PersonEnrichError:
+        balance = None  # the tool body meets the same failure and reports it
+    if over_balance(quote, balance) is not None:
+        return SpendDecision(approved=False, how="over_balance")  # the tool refuses it with the details
     if not _client_can_ask(ctx):
         approved = max_credits is not None and to_credits(max_credits) >= quote.estimate
         return SpendDecision(approved=approved, how="max_credits" if approved else "cannot_ask")
@@ -112,6 +120,20 @@ def refusal(
             remaining=remaining,
         )
     return _declined(quote, remaining)
+
+
+def over_balance(quote: Quote, balance: Decimal | None) -> AccountBalanceError | None:
+    """The refusal for a quote above what the upstream account has left (None when it fits or is unknown)."""
+    if balance is None or quote.estimate <= balance:
+        return None
+    lower = f" To spend less: {'; '.join(quote.ways_to_lower)}." if quote.ways_to_lower else ""
+    return AccountBalanceError(
+        f"Refused before spending anything: this call could cost up to {format_credits(quote.estimate)} credits "
+        f"({quote.breakdown}), but the Crustdata account has only {format_credits(max(balance, Decimal(0)))} "
+        f"credits left.{lower} Tell the user to top up the account.",
+        estimate=quote.estimate,
+        remaining=max(balance, Decimal(0)),
+    )
 
 
 def _declined(quote: Quote, remaining: Decimal) -> ConfirmationDeclinedError:

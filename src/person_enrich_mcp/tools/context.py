@@ -10,6 +10,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 
+from person_enrich_mcp.account import AccountService
 from person_enrich_mcp.api import PersonAPI
 from person_enrich_mcp.budget import Budget, Owner
 from person_enrich_mcp.cache import ProfileCache
@@ -25,6 +26,7 @@ class AppState:
 
     settings: Settings
     api: PersonAPI
+    account: AccountService
     store: StateStore
     budget: Budget
     cache: ProfileCache

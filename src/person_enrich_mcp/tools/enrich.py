@@ -8,13 +8,14 @@ from mcp.server.mcpserver import Elicit, ElicitationResult, Resolve
 from mcp.types import CallToolResult
 from pydantic import Field
 
+from person_enrich_mcp.budget import Reservation
 from person_enrich_mcp.errors import InputError, PersonEnrichError, model_message
 from person_enrich_mcp.fields import parse_fields
 from person_enrich_mcp.identifiers import IdentifierBatch, check_business_emails, check_profile_urls
 from person_enrich_mcp.tools import enrichment
-from person_enrich_mcp.tools.confirm import SpendApproval, SpendDecision, decide, refusal
+from person_enrich_mcp.tools.confirm import SpendApproval, SpendDecision, decide, over_balance, refusal
 from person_enrich_mcp.tools.context import ToolContext, app_state, failed, owner_of, progress_reporter
-from person_enrich_mcp.tools.enrichment import Fetched, Kind, Lookup
+from person_enrich_mcp.tools.lookups import Fetched, Kind, Lookup
 from person_enrich_mcp.tools.params import Fields, MaxCredits
 from person_enrich_mcp.tools.results import EnrichResult, enrich_summary, success
 
@@ -25,6 +26,10 @@ ProfileUrls = Annotated[
 BusinessEmails = Annotated[
     list[Annotated[str, Field(max_length=320)]],
     Field(min_length=1, max_length=25, description="Work emails; personal mailboxes never match"),
+]
+RefreshFlag = Annotated[
+    bool,
+    Field(description="Fetch fresh from the web (Live Enrich): slower, 7 credits a profile, skips the cache"),
 ]
 MinScore = Annotated[
     float | None,
@@ -53,10 +58,9 @@ def _lookup(
 async def _quote_or_skip(ctx: ToolContext, lookup_args: dict[str, Any], max_credits: float | None, tool: str) -> Any:
     """Resolver body shared by both tools: plan against the cache and decide on confirmation."""
     try:
-        lookup = _lookup(**lookup_args)
+        the_plan = await enrichment.plan(app_state(ctx), _lookup(**lookup_args))
     except PersonEnrichError:
         return SpendDecision(approved=True, how="not_needed")  # the tool body reports the problem
-    the_plan = await enrichment.plan(app_state(ctx), lookup)
     return await decide(ctx, the_plan.quote, max_credits, tool=tool)
 
 
@@ -95,22 +99,30 @@ async def run_lookup(
     """The path of one enrich call: validate, plan, confirm, reserve, fetch, settle, assemble."""
     app = app_state(ctx)
     owner = owner_of(ctx)
+    reservation: Reservation | None = None
     try:
         lookup = _lookup(**build)
         the_plan = await enrichment.plan(app, lookup)
         view = await app.budget.view(owner)
-        refused = refusal(
+        refused = over_balance(the_plan.quote, the_plan.view.balance) if the_plan.to_fetch else None
+        refused = refused or refusal(
             approval, the_plan.quote, max_credits, threshold=app.settings.confirm_above, remaining=view.remaining
         )
         if refused is not None:
             return failed(app, tool, refused, view=view)
         fetched = Fetched()
-        reservation = None
         if the_plan.to_fetch:
             reservation = app.budget.reserve(owner, the_plan.quote)
             async with reservation:
                 fetched = await enrichment.fetch(app, the_plan, reservation, progress_reporter(ctx))
     except PersonEnrichError as exc:
+        if reservation is not None and (reservation.charged or reservation.unverified):
+            # The failing request itself reported a bill: the call cost something, so it gets a receipt.
+            receipt = await app.budget.record(
+                owner, tool=tool, quote=reservation.quote, charged=reservation.charged,
+                unverified=reservation.unverified, cache_hits=0,
+            )  # fmt: skip
+            return failed(app, tool, exc, receipt=receipt)
         return failed(app, tool, exc, view=await app.budget.view(owner))
     charged, unverified = enrichment.charged_total(reservation)
     receipt = await app.budget.record(
@@ -118,7 +130,9 @@ async def run_lookup(
     )
     if fetched.failure is not None and not fetched.matches and not the_plan.hits:
         return failed(app, tool, fetched.failure, receipt=receipt)
-    incomplete = model_message(fetched.failure) if fetched.failure is not None else None
+    incomplete = (
+        model_message(fetched.failure, already_charged=receipt.charged) if fetched.failure is not None else None
+    )
     result = enrichment.assemble(app, the_plan, fetched, receipt, incomplete=incomplete)
     return success(result, enrich_summary(result))
 
@@ -128,15 +142,15 @@ async def enrich_person_by_url(
     ctx: ToolContext,
     approval: Annotated[ElicitationResult[SpendApproval], Resolve(_confirm_by_url)],
     fields: Fields = None,
-    force_fetch: bool = False,
-    enrich_realtime: bool = False,
+    force_fetch: RefreshFlag = False,
+    enrich_realtime: RefreshFlag = False,
     max_credits: MaxCredits = None,
 ) -> Annotated[CallToolResult, EnrichResult]:
     """Enrich up to 25 people by profile URL.
 
-    Credits per matched profile: 1 + add-ons (contact.business_emails 1, contact.personal_emails 2,
-    contact.phone_numbers 2, dev_platform_profiles 1; max 7). Misses and repeats (cached) free;
-    force_fetch/enrich_realtime reserve 7. Default fields: name, headline, title, employer, location, URL.
+    Credits per matched profile: 1 (+1 dev_platform_profiles); contact tiers per tier found: business email 1,
+    personal email 2, phone 2. Misses and cached repeats free. Default fields: name, headline, title, employer,
+    location, URL.
     """
     build = {
         "kind": "url",
@@ -158,7 +172,8 @@ async def enrich_person_by_email(
 ) -> Annotated[CallToolResult, EnrichResult]:
     """Reverse look-up of up to 25 work emails; scored candidates (may be a colleague).
 
-    1-7 credits per matched email, as enrich_person_by_url; misses free.
+    Credits per matched email: the contact tiers asked for (at least the work email, 1) + 1.03 for the best
+    candidate's profile fields. Misses free.
     """
     build = {"kind": "email", "identifiers": business_emails, "fields": fields, "min_score": min_similarity_score}
     return await run_lookup(ctx, "enrich_person_by_email", build, approval, max_credits)

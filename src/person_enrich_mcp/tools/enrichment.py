@@ -1,145 +1,219 @@
-"""The path every enrichment takes: plan against the cache, quote, fetch in batches, cache, assemble.
+"""The path every enrichment takes: plan against the cache and the account, quote, fetch, cache, assemble.
 
-Each step is one call into one module; the tools compose them with the budget and confirmation steps.
+Each step is one call into one module; the tools compose them with the budget and confirmation steps. Which
+upstream requests a look-up needs is `api.routes`' business; this module runs them (`upstream.py`), charges
+each answer to the call's reservation, and joins the answers into one person per identifier.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, cast
 
-from person_enrich_mcp import pricing
-from person_enrich_mcp.api import EnrichMatch, MatchType
+from person_enrich_mcp import fields as field_catalog
+from person_enrich_mcp.account import AccountView
+from person_enrich_mcp.api import CONTACT, ENRICH, LIVE, SEARCH, Dialect, EnrichMatch
+from person_enrich_mcp.api.contract import PATHS, RESOLVING_TIER
+from person_enrich_mcp.api.routes import Route, is_contact, route
 from person_enrich_mcp.budget import Quote, Receipt, Reservation
-from person_enrich_mcp.cache import CachedLookup
-from person_enrich_mcp.errors import APIOutcomeUnknownError, APIResponseError, PersonEnrichError
+from person_enrich_mcp.cache import CachedEntry, CachedLookup
+from person_enrich_mcp.errors import PlanRestrictionError, format_credits
 from person_enrich_mcp.fields import FieldSelection, fit_to_size, json_size, project
-from person_enrich_mcp.identifiers import (
-    IdentifierBatch,
-    IdentifierRejected,
-    normalise_business_email,
-    normalise_profile_url,
-)
+from person_enrich_mcp.identifiers import IdentifierBatch, check_profile_urls
+from person_enrich_mcp.pricing import PriceTable
+from person_enrich_mcp.tools import upstream
 from person_enrich_mcp.tools.context import AppState
+from person_enrich_mcp.tools.lookups import MATCH_TYPES, Fetched, Kind, Lookup, Need, Plan
 from person_enrich_mcp.tools.results import EnrichResult, PersonOut, ProblemOut, receipt_out
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 25
 # Room kept in a result for everything around the people (receipt, problems, cursor).
 _ENVELOPE_BYTES = 1_500
 
-Kind = Literal["url", "email"]
-_MATCH_TYPES: dict[Kind, MatchType] = {"url": "professional_network_profile_url", "email": "business_email"}
+# --- pricing a plan ----------------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class Lookup:
-    """What a caller asked to enrich, after validation."""
-
-    kind: Kind
-    batch: IdentifierBatch
-    selection: FieldSelection
-    min_score: float | None = None
-    force_fetch: bool = False
-    enrich_realtime: bool = False
-
-    @property
-    def live(self) -> bool:
-        """A fresh fetch was asked for: the cache is not read and the cost is reserved at the cap."""
-        return self.force_fetch or self.enrich_realtime
-
-
-@dataclass(slots=True)
-class Plan:
-    """Which identifiers the cache answers, which must be fetched (grouped by the fields to ask for), the quote."""
-
-    lookup: Lookup
-    hits: dict[str, CachedLookup]
-    groups: list[tuple[FieldSelection, list[str]]]
-    quote: Quote
-
-    @property
-    def to_fetch(self) -> int:
-        """How many identifiers go upstream."""
-        return sum(len(ids) for _, ids in self.groups)
+def need_cost(prices: PriceTable, kind: Kind, request: Route) -> Decimal:
+    """The most one identifier's requests can cost: every step matches and returns every tier asked for."""
+    if request.dialect is Dialect.OVERVIEW:
+        return prices.live.of(request.fields) if request.live else prices.enrich.of(request.fields)
+    cost = Decimal(0)
+    if request.groups:
+        cost += prices.live.of(request.groups) if request.live else prices.enrich.of(request.groups)
+    tiers = request.tiers
+    if kind == "email":
+        tiers = tiers or (RESOLVING_TIER,)
+        if request.groups:
+            cost += prices.search_per_result  # the person id -> profile URL step before the profile request
+    if tiers:
+        cost += prices.contact.of(tiers)
+    return cost
 
 
-@dataclass(slots=True)
-class Fetched:
-    """What came back from upstream, per normalised identifier, and whether a batch failed part-way."""
-
-    matches: dict[str, list[EnrichMatch]] = field(default_factory=dict[str, list[EnrichMatch]])
-    failure: PersonEnrichError | None = None
-
-
-def ways_to_lower(selection: FieldSelection, identifiers: int, *, live: bool) -> tuple[str, ...]:
+def ways_to_lower(lookup: Lookup, prices: PriceTable, identifiers: int) -> tuple[str, ...]:
     """Concrete ways to make a look-up cheaper, for refusal messages."""
     ways: list[str] = []
-    for path, price in pricing.ADDONS.items():
-        if selection.touches(path):
-            ways.append(f"drop {path} (+{price} a profile)")
-    if live:
-        ways.append("drop force_fetch/enrich_realtime (reserved at 7 a profile)")
+    dialect = prices.dialect
+    addons = dict(prices.enrich.addons)
+    if dialect is Dialect.CURRENT:
+        addons.update({tier: price for tier, price in prices.contact.addons.items() if price})
+    for path, price in addons.items():
+        if price and lookup.selection.touches(path):
+            ways.append(f"drop {path} (+{format_credits(price)} a profile)")
+    if lookup.live:
+        ways.append(f"drop force_fetch/enrich_realtime ({format_credits(prices.live.base)} a profile)")
     if identifiers > 1:
         ways.append("look up fewer people")
     return tuple(ways)
 
 
-def enrich_quote(identifiers: int, selection: FieldSelection, *, live: bool, cached: int = 0) -> Quote:
-    """The worst case of enriching `identifiers` people with `selection`."""
-    each = pricing.profile_cost(selection, live=live)
-    breakdown = (
-        f"{identifiers} profile{'s' if identifiers != 1 else ''} × up to {each} credit{'s' if each != 1 else ''}"
-    )
+def quote_for(lookup: Lookup, prices: PriceTable, needs: list[Need], cached: int) -> Quote:
+    """The worst case of fetching `needs`, with a one-line breakdown."""
+    costs = Counter(need_cost(prices, lookup.kind, n.route) for n in needs)
+    parts = [
+        f"{count} profile{'s' if count != 1 else ''} × up to {format_credits(cost)} credit{'s' if cost != 1 else ''}"
+        for cost, count in sorted(costs.items(), reverse=True)
+    ]
+    breakdown = " + ".join(parts) if parts else "nothing to fetch"
     if cached:
         breakdown += f", {cached} more served free from the cache"
-    return Quote(
-        pricing.enrich_worst_case(identifiers, selection, live=live),
-        breakdown,
-        ways_to_lower(selection, identifiers, live=live),
-    )
+    estimate = sum((cost * count for cost, count in costs.items()), Decimal(0))
+    return Quote(estimate, breakdown, ways_to_lower(lookup, prices, len(needs)))
+
+
+def enrich_quote(identifiers: int, selection: FieldSelection, prices: PriceTable, *, live: bool = False) -> Quote:
+    """The worst case of enriching `identifiers` profile URLs nobody has cached (a search's results)."""
+    lookup = Lookup("url", IdentifierBatch(), selection, force_fetch=live)
+    request = route(prices.dialect, selection.paths, live=live)
+    needs = [Need(str(i), selection.paths, request) for i in range(identifiers)]
+    return quote_for(lookup, prices, needs, 0)
+
+
+# --- planning ----------------------------------------------------------------------------------------------------
+
+
+def _need(view: AccountView, lookup: Lookup, identifier: str, entry: CachedEntry | None) -> Need:
+    selection = lookup.selection
+    usable = entry if entry is not None and not entry.negative else None
+    dialect = view.dialect
+    if dialect is Dialect.OVERVIEW:
+        # One request returns everything asked for: ask for the cached paths too when that costs nothing more, so
+        # the new entry covers both.
+        fetch = selection
+        if usable is not None:
+            widened = selection.union(usable.selection)
+            price = view.prices.enrich
+            if lookup.live or price.of(widened.paths) == price.of(selection.paths):
+                fetch = widened
+        return Need(identifier, fetch.paths, route(dialect, fetch.paths, live=lookup.live))
+    if lookup.kind == "email" or usable is None:
+        return Need(identifier, selection.paths, route(dialect, selection.paths, live=lookup.live))
+    # A profile URL with part of the selection cached: ask only for what the entry lacks. Section groups come back
+    # whole, so the entry's paths inside a re-fetched group are kept fresh at no extra cost; the merge keeps the rest.
+    missing = selection.not_covered_by(usable.selection)
+    request = route(dialect, missing, live=lookup.live)
+    again = tuple(p for p in usable.selection.paths if not is_contact(p) and p.split(".", 1)[0] in request.groups)
+    fetch = FieldSelection.of(missing + again)
+    return Need(identifier, fetch.paths, route(dialect, fetch.paths, live=lookup.live), usable)
+
+
+def endpoints_needed(kind: Kind, request: Route) -> dict[str, tuple[str, ...]]:
+    """Each upstream endpoint a route calls, with the field paths that need it (for refusal messages)."""
+    if request.dialect is Dialect.OVERVIEW:
+        return {ENRICH: request.fields}
+    needed: dict[str, tuple[str, ...]] = {}
+    if request.groups:
+        needed[LIVE if request.live else ENRICH] = request.groups
+        if kind == "email":
+            needed[SEARCH] = request.groups
+    if request.tiers or kind == "email":
+        needed[CONTACT] = request.tiers or (RESOLVING_TIER,)
+    return needed
+
+
+def _blocked(paths: tuple[str, ...], disabled: frozenset[str]) -> list[str]:
+    return sorted({d for d in disabled for p in paths if d == p or d.startswith(p + ".") or p.startswith(d + ".")})
+
+
+def check_access(view: AccountView, lookup: Lookup, needs: list[Need] | None = None) -> None:
+    """Refuse, before anything is reserved, what the account listing says the plan does not include.
+
+    Without `needs`, the whole selection is checked as if nothing were cached (before a search is paid for).
+
+    Raises:
+        PlanRestrictionError: naming the endpoint or fields and what to do instead.
+    """
+    if needs is None:
+        paths = lookup.selection.paths
+        needs = [Need("", paths, route(view.dialect, paths, live=lookup.live))]
+    for need in needs:
+        for endpoint, paths in endpoints_needed(lookup.kind, need.route).items():
+            # The caller's own fields that need this endpoint (none when the server needs it on its own account,
+            # as Contact Enrich to resolve a work email).
+            asked = [p for p in lookup.selection.paths if p in paths or p.split(".", 1)[0] in paths]
+            if not view.enabled(endpoint):
+                raise PlanRestrictionError(
+                    f"This Crustdata account's plan does not include {PATHS[endpoint]}, which "
+                    f"{_what_needs(endpoint, lookup, asked)} needs. Nothing was sent or spent. "
+                    f"{_instead(endpoint, lookup)} or ask the Crustdata account manager to enable the endpoint."
+                )
+            blocked = _blocked(tuple(lookup.selection.paths), view.disabled_fields(endpoint))
+            if blocked:
+                shown = ", ".join(blocked[:8]) + (f" and {len(blocked) - 8} more" if len(blocked) > 8 else "")
+                raise PlanRestrictionError(
+                    f"This Crustdata account's plan withholds {shown} on {PATHS[endpoint]}. Nothing was sent or "
+                    "spent. Call again without those fields, or ask the Crustdata account manager to include them."
+                )
+
+
+def _what_needs(endpoint: str, lookup: Lookup, asked: list[str]) -> str:
+    if endpoint == LIVE:
+        return "force_fetch/enrich_realtime (a fresh fetch from the web)"
+    if endpoint == SEARCH:
+        return "finding the profile behind a work email"
+    if lookup.kind == "email" and endpoint == CONTACT:
+        return "a look-up by work email"
+    return ", ".join(asked[:6]) or "this look-up"
+
+
+def _instead(endpoint: str, lookup: Lookup) -> str:
+    if endpoint == LIVE:
+        return "Call again without force_fetch and enrich_realtime (cached data),"
+    if lookup.kind == "email":
+        return "Look the person up by profile URL instead (enrich_person_by_url),"
+    if endpoint == CONTACT:
+        return "Call again without the contact fields,"
+    return "Use another tool,"
 
 
 async def plan(app: AppState, lookup: Lookup) -> Plan:
-    """Answer what the cache can; fetch the rest in one group of fields.
+    """Answer what the cache can, decide what to fetch for the rest, and quote it.
 
-    When the cache holds other fields for some of the people to fetch, the request asks for those too if
-    that costs nothing more, so the refreshed entries cover both (one request, not one per field set).
+    Raises:
+        PlanRestrictionError: when the account's plan lacks an endpoint or field the fetch needs.
+        AuthenticationError: when reading the account shows the key is rejected.
     """
+    view = await app.account.view()
     hits: dict[str, CachedLookup] = {}
-    misses: list[str] = []
-    selection = lookup.selection
-    requested_cost = pricing.profile_cost(lookup.selection, live=lookup.live)
+    needs: list[Need] = []
     for identifier in lookup.batch.normalised:
-        if not lookup.live:
-            hit = await app.cache.get(lookup.kind, identifier, lookup.selection, lookup.min_score)
+        entry = None if lookup.live else await app.cache.entry(lookup.kind, identifier)
+        if entry is not None:
+            hit = entry.serves(lookup.selection, lookup.min_score)
             if hit is not None:
                 hits[identifier] = hit
                 continue
-        misses.append(identifier)
-        cached = await app.cache.cached_selection(lookup.kind, identifier)
-        if cached is not None:
-            widened = selection.union(cached)
-            if pricing.profile_cost(widened, live=lookup.live) == requested_cost:
-                selection = widened
-    groups = [(selection, misses)] if misses else []
-    return Plan(lookup, hits, groups, enrich_quote(len(misses), lookup.selection, live=lookup.live, cached=len(hits)))
+        needs.append(_need(view, lookup, identifier, entry))
+    check_access(view, lookup, needs)
+    return Plan(lookup, view, hits, needs, quote_for(lookup, view.prices, needs, len(hits)))
 
 
-def _rejoin(kind: Kind, matched_on: str, sent: set[str]) -> str | None:
-    """Join an answer to what was sent by `matched_on` (never by position), tolerating re-spelled echoes."""
-    if matched_on in sent:
-        return matched_on
-    normalise = normalise_profile_url if kind == "url" else normalise_business_email
-    try:
-        canonical = normalise(matched_on)
-    except IdentifierRejected:
-        return None
-    return canonical if canonical in sent else None
+# --- fetching ----------------------------------------------------------------------------------------------------
 
 
 async def fetch(
@@ -148,65 +222,223 @@ async def fetch(
     reservation: Reservation,
     progress: Callable[[int, int], Awaitable[None]],
 ) -> Fetched:
-    """Fetch every planned identifier in batches of 25, charging the reservation and filling the cache.
+    """Fetch every planned identifier, charging the reservation and filling the cache.
 
-    A failed batch stops the loop; what was fetched before it is kept (and already paid for).
+    A failed request stops the rest; what was fetched before it is kept (and already paid for). A failure of the
+    very first request is raised.
     """
     lookup = the_plan.lookup
+    runner = upstream.Runner(app, the_plan.view, reservation, progress, _steps(the_plan))
     fetched = Fetched()
-    total = the_plan.to_fetch
-    done = 0
-    for selection, identifiers in the_plan.groups:
-        for start in range(0, len(identifiers), BATCH_SIZE):
-            chunk = identifiers[start : start + BATCH_SIZE]
-            worst = pricing.enrich_worst_case(len(chunk), selection, live=lookup.live)
-            try:
-                result = await app.api.enrich(
-                    match_type=_MATCH_TYPES[lookup.kind],
-                    identifiers=chunk,
-                    fields=list(selection.paths),
-                    min_similarity_score=lookup.min_score,
-                    force_fetch=lookup.force_fetch,
-                    enrich_realtime=lookup.enrich_realtime,
-                )
-            except APIResponseError as exc:
-                # Answered but unreadable: the upstream said what it billed, so that is what is recorded.
-                reservation.charge(exc.credits_used if exc.credits_used is not None else worst)
-                fetched.failure = exc
-                return fetched
-            except APIOutcomeUnknownError as exc:
-                reservation.charge_unverified(worst)
-                fetched.failure = exc
-                return fetched
-            except PersonEnrichError as exc:
-                if done == 0:
-                    raise
-                fetched.failure = exc
-                return fetched
-            answers = _collect(lookup.kind, chunk, result.data)
-            charged = result.credits_used
-            if charged is None:
-                matched = sum(1 for matches in answers.values() if matches)
-                charged = pricing.profile_cost(selection, live=lookup.live) * matched
-            reservation.charge(charged)
-            for identifier, matches in answers.items():
-                fetched.matches[identifier] = matches
-                await app.cache.put(lookup.kind, identifier, selection, lookup.min_score, matches)
-            done += len(chunk)
-            await progress(done, total)
+    if the_plan.view.dialect is Dialect.OVERVIEW:
+        await _fetch_overview(app, runner, lookup, the_plan.needs, fetched)
+    elif lookup.kind == "url":
+        await _fetch_urls(app, runner, the_plan.needs, fetched)
+    else:
+        await _fetch_emails(app, runner, lookup, the_plan.needs, fetched)
+    await runner.finish()
+    fetched.failure = runner.failure
     return fetched
 
 
-def _collect(kind: Kind, chunk: list[str], entries: list[Any]) -> dict[str, list[EnrichMatch]]:
-    sent = set(chunk)
-    answers: dict[str, list[EnrichMatch]] = {identifier: [] for identifier in chunk}
-    for entry in entries:
-        identifier = _rejoin(kind, entry.matched_on, sent)
-        if identifier is None:
-            logger.warning("upstream answered for an identifier that was not sent; ignored")
-            continue
-        answers[identifier] = list(entry.matches)
-    return answers
+def _steps(the_plan: Plan) -> int:
+    """Identifier look-ups the plan sends upstream, counted per request kind (for progress)."""
+    total = 0
+    for need in the_plan.needs:
+        request = need.route
+        if request.dialect is Dialect.OVERVIEW:
+            total += 1
+        else:
+            total += bool(request.groups) + bool(request.tiers or the_plan.lookup.kind == "email")
+    return total
+
+
+def _grouped(needs: list[Need], key: Callable[[Need], tuple[Any, ...]]) -> dict[tuple[Any, ...], list[Need]]:
+    groups: dict[tuple[Any, ...], list[Need]] = {}
+    for need in needs:
+        groups.setdefault(key(need), []).append(need)
+    return groups
+
+
+async def _fetch_overview(
+    app: AppState, runner: upstream.Runner, lookup: Lookup, needs: list[Need], fetched: Fetched
+) -> None:
+    """The overview's single enrich: one request a batch, the whole answer cached in place of the old entry."""
+    for (paths,), group in _grouped(needs, lambda n: (n.paths,)).items():
+        answers = await upstream.overview(
+            runner,
+            MATCH_TYPES[lookup.kind],
+            [n.identifier for n in group],
+            paths,
+            min_score=lookup.min_score,
+            force_fetch=lookup.force_fetch,
+            enrich_realtime=lookup.enrich_realtime,
+        )
+        for identifier, matches in answers.items():
+            fetched.matches[identifier] = matches
+            await app.cache.put(lookup.kind, identifier, FieldSelection(paths), lookup.min_score, matches)
+        if runner.stopped:
+            return
+
+
+@dataclass(slots=True)
+class _Person:
+    """One profile URL's answers as they come in from the profile and contact requests."""
+
+    need: Need
+    data: dict[str, Any] = field(default_factory=dict[str, Any])
+    got: list[str] = field(default_factory=list[str])
+    confidence: float = 1.0
+    answered: bool = False
+    identity_checked: bool = False
+    missing: bool = False
+
+
+async def _fetch_urls(app: AppState, runner: upstream.Runner, needs: list[Need], fetched: Fetched) -> None:
+    """Today's split endpoints for profile URLs: section groups, then contact tiers, joined into one person."""
+    people = {need.identifier: _Person(need) for need in needs}
+    with_groups = [n for n in needs if n.route.groups]
+    for (groups, live), group in _grouped(with_groups, lambda n: (n.route.groups, n.route.live)).items():
+        answers = await upstream.profiles(runner, [n.identifier for n in group], groups, live=live)
+        for identifier, matches in answers.items():
+            person = people[identifier]
+            person.answered = person.identity_checked = True
+            if not matches:
+                person.missing = True
+                continue
+            person.confidence = matches[0].confidence_score
+            person.data = field_catalog.merge(person.data, matches[0].person_data)
+            person.got.extend(p for p in person.need.paths if not is_contact(p))
+        if runner.stopped:
+            break
+    # Contact tiers only for people the profile step found (or did not look for): a miss there is a miss here.
+    with_tiers = [n for n in needs if n.route.tiers and not people[n.identifier].missing]
+    for (tiers,), group in _grouped(with_tiers, lambda n: (n.route.tiers,)).items():
+        if runner.stopped:
+            break
+        answers = await upstream.contacts(
+            runner, "professional_network_profile_url", [n.identifier for n in group], tiers
+        )
+        for identifier, matches in answers.items():
+            person = people[identifier]
+            person.answered = True
+            if matches:
+                person.confidence = matches[0].confidence_score if not person.identity_checked else person.confidence
+                person.data = field_catalog.merge(person.data, _contact_part(matches[0].person_data))
+            elif not person.identity_checked:
+                person.missing = True  # nothing else said whether the person exists; not cached as a no-match
+                continue
+            person.got.extend(p for p in person.need.paths if is_contact(p))
+    for identifier, person in people.items():
+        if person.answered:
+            fetched.matches[identifier] = await _store_url(app, person)
+
+
+def _contact_part(person_data: dict[str, Any]) -> dict[str, Any]:
+    contact: Any = person_data.get("contact")
+    return {"contact": cast(dict[str, Any], contact) if isinstance(contact, dict) else {}}
+
+
+async def _store_url(app: AppState, person: _Person) -> list[EnrichMatch]:
+    """The person's matches (merged with what the cache held) and their cache entry."""
+    need = person.need
+    if person.missing:
+        if person.identity_checked:
+            await app.cache.put("url", need.identifier, FieldSelection(need.paths), None, [])
+        return []
+    cached = need.cached
+    data = person.data
+    covered = tuple(person.got)
+    if cached is not None and cached.matches:
+        data = field_catalog.merge(cached.matches[0].person_data, data)
+        covered += cached.selection.paths
+    match = EnrichMatch(confidence_score=person.confidence, person_data=data)
+    if covered:
+        await app.cache.put("url", need.identifier, FieldSelection.of(covered), None, [match])
+    return [match]
+
+
+async def _fetch_emails(
+    app: AppState, runner: upstream.Runner, lookup: Lookup, needs: list[Need], fetched: Fetched
+) -> None:
+    """Today's split endpoints for work emails: Contact Enrich says who is behind each address (with the tiers
+    asked for, else the cheapest one), then the best candidate's profile sections come from the URL-keyed enrich."""
+    resolved: dict[str, list[EnrichMatch]] = {}
+    for (tiers,), group in _grouped(needs, lambda n: (n.route.tiers or (RESOLVING_TIER,),)).items():
+        resolved.update(await upstream.contacts(runner, "business_email", [n.identifier for n in group], tiers))
+        if runner.stopped:
+            break
+    threshold = lookup.min_score or 0.0
+    profile_paths = tuple(p for p in lookup.selection.paths if not is_contact(p))
+    best = {
+        n.identifier: resolved[n.identifier][0]
+        for n in needs
+        if n.route.groups and resolved.get(n.identifier) and resolved[n.identifier][0].confidence_score >= threshold
+    }
+    urls = await _profile_urls(runner, best)
+    profiles = await _profiles_by_url(app, runner, sorted({u for u in urls.values() if u}), profile_paths)
+    for need in needs:
+        candidates = resolved.get(need.identifier)
+        if candidates is None:
+            continue  # its request failed: reported through `incomplete`
+        matches: list[EnrichMatch] = []
+        known: list[str | None] = []
+        complete = True
+        for index, candidate in enumerate(candidates):
+            data = {**candidate.person_data}
+            url = urls.get(need.identifier) if index == 0 and need.identifier in best else None
+            if url is not None and profiles.get(url):
+                data = field_catalog.merge(data, profiles[url][0].person_data)
+            elif index == 0 and need.identifier in best:
+                complete = False
+                fetched.problems.append(
+                    (
+                        need.identifier,
+                        "profile sections not fetched: the person behind this address has no profile "
+                        "URL the upstream could name, or that request failed",
+                    )
+                )
+            matches.append(EnrichMatch(confidence_score=candidate.confidence_score, person_data=data))
+            known.append(url)
+        fetched.matches[need.identifier] = matches
+        covered = lookup.selection.paths if complete else tuple(p for p in lookup.selection.paths if is_contact(p))
+        if covered or not matches:
+            # The whole contact answer is kept (the upstream takes no threshold here); the look-up filters it.
+            await app.cache.put(
+                "email", need.identifier, FieldSelection(covered or lookup.selection.paths), None, matches,
+                profile_urls=tuple(known),
+            )  # fmt: skip
+
+
+async def _profile_urls(runner: upstream.Runner, best: dict[str, EnrichMatch]) -> dict[str, str | None]:
+    """Each email's best candidate's profile URL: from its data when the upstream gave one, else from its id."""
+    urls = {email: upstream.profile_url_of(match.person_data) for email, match in best.items()}
+    ids = {email: upstream.person_id_of(best[email].person_data) for email, url in urls.items() if url is None}
+    wanted = sorted({i for i in ids.values() if i is not None})
+    if wanted and not runner.stopped:
+        found = await upstream.profile_urls_of(runner, wanted)
+        for email, person_id in ids.items():
+            urls[email] = found.get(person_id) if person_id is not None else None
+    return urls
+
+
+async def _profiles_by_url(
+    app: AppState, runner: upstream.Runner, urls: list[str], paths: tuple[str, ...]
+) -> dict[str, list[EnrichMatch]]:
+    """Profile sections for profile URLs, through the URL cache like any other URL look-up."""
+    if not urls or not paths or runner.stopped:
+        return {}
+    sub = Lookup("url", check_profile_urls(urls), FieldSelection.of(paths))
+    sub_plan = await plan(app, sub)
+    found = {url: hit.matches for url, hit in sub_plan.hits.items()}
+    if sub_plan.needs:
+        sub_fetched = Fetched()
+        await _fetch_urls(app, runner, sub_plan.needs, sub_fetched)
+        found.update(sub_fetched.matches)
+    return found
+
+
+# --- assembling the result ---------------------------------------------------------------------------------------
 
 
 def assemble(
@@ -224,7 +456,7 @@ def assemble(
     lookup = the_plan.lookup
     people: list[dict[str, Any]] = []
     not_found: list[str] = []
-    match_type = _MATCH_TYPES[lookup.kind]
+    match_type = MATCH_TYPES[lookup.kind]
     threshold = lookup.min_score or 0.0
     for identifier, original in lookup.batch.accepted.items():
         hit = the_plan.hits.get(identifier)
@@ -233,7 +465,7 @@ def assemble(
         elif identifier in fetched.matches:
             matches, cached = fetched.matches[identifier], False
         else:
-            continue  # not reached because a batch failed; reported through `incomplete`
+            continue  # not reached because a request failed; reported through `incomplete`
         kept = [m for m in matches if m.confidence_score >= threshold]
         if not kept:
             not_found.append(original)
@@ -248,6 +480,8 @@ def assemble(
                 person["cached"] = True
             people.append(person)
     problems = [ProblemOut(identifier=p.identifier, reason=p.reason) for p in lookup.batch.problems]
+    originals = lookup.batch.accepted
+    problems.extend(ProblemOut(identifier=originals.get(i, i), reason=r) for i, r in fetched.problems)
     problems.extend(extra_problems or [])
     # The people get what the cap leaves after everything else the result must carry.
     around = _ENVELOPE_BYTES + json_size([p.model_dump() for p in problems]) + json_size(not_found)

@@ -71,6 +71,7 @@ class BudgetResult(BaseModel):
     confirm_above: str
     receipts: list[dict[str, Any]]
     window: dict[str, str] | None = Field(default=None, description="the principal's rolling budget, over HTTP")
+    account: dict[str, str] | None = Field(default=None, description="the upstream account: balance, API revision")
 
 
 def receipt_out(receipt: Receipt) -> ReceiptOut:

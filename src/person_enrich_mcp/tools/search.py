@@ -13,22 +13,25 @@ from mcp.server.mcpserver import Elicit, ElicitationResult, Resolve
 from mcp.types import CallToolResult
 from pydantic import BaseModel, ConfigDict, Field
 
-from person_enrich_mcp import pricing
-from person_enrich_mcp.api import APIResult, SearchPage
+from person_enrich_mcp.api import SEARCH, APIResult, SearchPage, SearchRequest
+from person_enrich_mcp.api.contract import PATHS
 from person_enrich_mcp.budget import Quote, Reservation
 from person_enrich_mcp.errors import (
+    APIError,
     APIOutcomeUnknownError,
     APIResponseError,
     InputError,
     PersonEnrichError,
+    PlanRestrictionError,
     model_message,
 )
 from person_enrich_mcp.fields import PROFILE_URL_PATH, FieldSelection, parse_fields
-from person_enrich_mcp.identifiers import check_profile_urls
+from person_enrich_mcp.identifiers import IdentifierBatch, check_profile_urls
+from person_enrich_mcp.pricing import PriceTable
 from person_enrich_mcp.tools import enrichment
-from person_enrich_mcp.tools.confirm import SpendApproval, SpendDecision, decide, refusal
+from person_enrich_mcp.tools.confirm import SpendApproval, SpendDecision, decide, over_balance, refusal
 from person_enrich_mcp.tools.context import AppState, ToolContext, app_state, failed, owner_of, progress_reporter
-from person_enrich_mcp.tools.enrichment import Fetched, Lookup, Plan
+from person_enrich_mcp.tools.lookups import Fetched, Lookup, Plan
 from person_enrich_mcp.tools.params import Fields, MaxCredits
 from person_enrich_mcp.tools.results import EnrichResult, ProblemOut, enrich_summary, success
 
@@ -171,11 +174,11 @@ def decode_cursor(cursor: str | None, fingerprint: str) -> str | None:
     return upstream
 
 
-def search_quote(limit: int, selection: FieldSelection, *, page_cached: bool = False) -> Quote:
+def search_quote(limit: int, selection: FieldSelection, prices: PriceTable, *, page_cached: bool = False) -> Quote:
     """Worst case: a full page of results (free when the page is cached), every one enriched at full price."""
-    enrich = enrichment.enrich_quote(limit, selection, live=False)
-    search = Decimal(0) if page_cached else pricing.search_cost(limit)
-    searching = "search page cached (free)" if page_cached else f"search {limit} × {pricing.SEARCH_PER_RESULT}"
+    enrich = enrichment.enrich_quote(limit, selection, prices)
+    search = Decimal(0) if page_cached else prices.search(limit)
+    searching = "search page cached (free)" if page_cached else f"search {limit} × {prices.search_per_result}"
     return Quote(
         search + enrich.estimate,
         f"{searching} + {enrich.breakdown}",
@@ -201,9 +204,10 @@ async def _confirm_search(
 ) -> SpendDecision | Elicit[SpendApproval]:
     try:
         selection = parse_fields(fields)
+        prices = (await app_state(ctx).account.view()).prices
     except PersonEnrichError:
-        return SpendDecision(approved=True, how="not_needed")
-    return await decide(ctx, search_quote(limit, selection), max_credits, tool="search_then_enrich")
+        return SpendDecision(approved=True, how="not_needed")  # the tool body reports the problem
+    return await decide(ctx, search_quote(limit, selection, prices), max_credits, tool="search_then_enrich")
 
 
 async def search_then_enrich(
@@ -234,15 +238,25 @@ async def search_then_enrich(
         upstream_cursor = decode_cursor(cursor, fingerprint)
         page_key = f"{fingerprint}\0{upstream_cursor or ''}"
         cached_page = await app.cache.get_page(page_key)
-        quote = search_quote(limit, selection, page_cached=cached_page is not None)
+        account = await app.account.view()
+        if not account.enabled(SEARCH):
+            raise PlanRestrictionError(
+                f"This Crustdata account's plan does not include {PATHS[SEARCH]}. Nothing was sent or spent. Look "
+                "people up by profile URL or work email instead, or ask the Crustdata account manager to enable it."
+            )
+        # What the enrich step would be refused is refused now, before the search is paid for.
+        enrichment.check_access(account, Lookup("url", IdentifierBatch(), selection))
+        quote = search_quote(limit, selection, account.prices, page_cached=cached_page is not None)
         view = await app.budget.view(owner)
-        refused = refusal(approval, quote, max_credits, threshold=app.settings.confirm_above, remaining=view.remaining)
+        refused = over_balance(quote, account.balance) or refusal(
+            approval, quote, max_credits, threshold=app.settings.confirm_above, remaining=view.remaining
+        )
         if refused is not None:
             return failed(app, TOOL, refused, view=view)
         reservation = app.budget.reserve(owner, quote)
         async with reservation:
             if cached_page is None:
-                page = await _paid_search(app, reservation, filters, sorts, limit, upstream_cursor)
+                page = await _paid_search(app, reservation, account.prices, filters, sorts, limit, upstream_cursor)
                 await app.cache.put_page(page_key, page.data)
             else:
                 page = APIResult(cached_page, Decimal(0), None, None)
@@ -281,7 +295,9 @@ async def search_then_enrich(
             ProblemOut(identifier="(search)", reason=f"{len(found) - len(batch.accepted)} results had no profile URL")
         ]
     )
-    incomplete = model_message(fetched.failure) if fetched.failure is not None else None
+    incomplete = (
+        model_message(fetched.failure, already_charged=receipt.charged) if fetched.failure is not None else None
+    )
     result = enrichment.assemble(
         app,
         the_plan,
@@ -298,6 +314,7 @@ async def search_then_enrich(
 async def _paid_search(
     app: AppState,
     reservation: Reservation,
+    prices: PriceTable,
     filters: Filter,
     sorts: list[Sort] | None,
     limit: int,
@@ -306,22 +323,30 @@ async def _paid_search(
     """One search page for profile URLs only, its credits recorded on the reservation whatever happens.
 
     An unreadable answer is charged what the upstream reported (else a full page); a lost one is held as
-    unverified at a full page, because whether it was billed is unknown.
+    unverified at a full page, because whether it was billed is unknown; an error answer that reported a bill is
+    charged that bill.
     """
+    request = SearchRequest(
+        filters=filters.as_upstream(),
+        sorts=[s.model_dump(mode="json") for s in sorts or []],
+        limit=limit,
+        cursor=cursor,
+        fields=[PROFILE_URL_PATH],
+    )
     try:
-        page = await app.api.search(
-            filters=filters.as_upstream(),
-            sorts=[s.model_dump(mode="json") for s in sorts or []],
-            limit=limit,
-            cursor=cursor,
-            fields=[PROFILE_URL_PATH],
-        )
+        page = await app.api.search(request)
     except APIResponseError as exc:
-        reservation.charge(exc.credits_used if exc.credits_used is not None else pricing.search_cost(limit))
+        reservation.charge(exc.credits_used if exc.credits_used is not None else prices.search(limit))
         raise
     except APIOutcomeUnknownError:
-        reservation.charge_unverified(pricing.search_cost(limit))
+        reservation.charge_unverified(prices.search(limit))
+        raise
+    except APIError as exc:
+        if exc.credits_used:
+            reservation.charge(exc.credits_used)
         raise
     found = len(page.data.profiles)
-    reservation.charge(page.credits_used if page.credits_used is not None else pricing.search_cost(found))
+    charged = page.credits_used if page.credits_used is not None else prices.search(found)
+    reservation.charge(charged)
+    app.account.spent(charged)
     return page

@@ -1,4 +1,5 @@
-"""POST /person/enrich: identifiers, shapes, field selection, privacy, e-mail candidates, gating, billing."""
+"""POST /person/enrich in the overview revision: identifiers, shapes, field selection, privacy, e-mail
+candidates, gating, billing (the contract the sandbox first emulated, kept behind `revision="overview"`)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,16 @@ import pytest
 
 from person_enrich_mcp.sandbox import SandboxServer
 from person_enrich_mcp.sandbox.dataset import Person
+from person_enrich_mcp.sandbox.endpoints import Revision
 from tests.sandbox.sandbox_helpers import Configure, http_client, ledger_entry, sample
 
 URLS = "professional_network_profile_urls"
+
+
+@pytest.fixture
+def revision() -> Revision:
+    """Every test here pins the overview revision."""
+    return "overview"
 
 
 def _enrich(http: httpx2.Client, **body: Any) -> httpx2.Response:
