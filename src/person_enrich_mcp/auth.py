@@ -130,7 +130,9 @@ class TokenFileVerifier(TokenVerifier):
                 return
             self._entries, self._seen = entries, digest
         for number in bad:
-            logger.warning("%s; the line is skipped, the other lines apply", _bad_line(str(self._path), number))
+            logger.warning(
+                "%s; the line is skipped, the other lines apply", _bad_line(f"tokens file {self._path}", number)
+            )
         logger.info("loaded %d principals from %s", len(entries), self._path)
 
     async def verify_token(self, token: str) -> AccessToken | None:

@@ -30,6 +30,10 @@ from person_enrich_mcp.tools.context import ANONYMOUS, AppState
 logger = logging.getLogger(__name__)
 
 
+class SessionCapReached(Exception):
+    """A principal already holds as many legacy sessions as it may (raised at admission, answered with 429)."""
+
+
 def _principal(requestor: AuthorizationContext | None) -> str:
     return requestor["client_id"] if requestor is not None else ANONYMOUS
 
@@ -48,10 +52,11 @@ class PrincipalSessionManager(StreamableHTTPSessionManager):
         return self._open[principal]
 
     def _admit_session(self, requestor: AuthorizationContext | None) -> StreamableHTTPServerTransport | None:
-        # Runs under the SDK's session-creation lock: the cap holds even when many `initialize`s race.
+        # Runs under the SDK's session-creation lock: the cap holds even when many `initialize`s race. Nothing is
+        # admitted yet, so the exception leaves no state behind; the gate answers it.
         principal = _principal(requestor)
         if self._open[principal] >= self.max_per_principal:
-            return None
+            raise SessionCapReached(principal)
         transport = super()._admit_session(requestor)
         if transport is not None and transport.mcp_session_id is not None:
             self._owner_of_session[transport.mcp_session_id] = principal
@@ -98,24 +103,26 @@ class SessionGate:
         if scope["type"] == "http" and _opens_a_session(scope):
             user = scope.get("user")
             principal = user.access_token.client_id if isinstance(user, AuthenticatedUser) else ANONYMOUS
-            cap = self.sessions.max_per_principal
-            if self.sessions.open_sessions(principal) >= cap:
-                self._metrics.inc("person_enrich_sessions_refused_total", principal=self._metrics.principal(principal))
-                response = JSONResponse(
-                    {
-                        "jsonrpc": "2.0",
-                        "id": None,
-                        "error": {
-                            "code": -32000,
-                            "message": (
-                                f"Too many open sessions for this principal ({cap}): close one (HTTP DELETE) or "
-                                "wait until an idle one expires; other users are not affected."
-                            ),
-                        },
-                    },
-                    status_code=429,
-                    headers={"retry-after": "60"},
-                )
-                await response(scope, receive, send)
+            if self.sessions.open_sessions(principal) >= self.sessions.max_per_principal:
+                await self._refuse(principal, scope, receive, send)
                 return
+            try:
+                await self.sessions.handle_request(scope, receive, send)
+            except SessionCapReached:  # others of this principal were admitted while this one waited
+                await self._refuse(principal, scope, receive, send)
+            return
         await self.sessions.handle_request(scope, receive, send)
+
+    async def _refuse(self, principal: str, scope: Scope, receive: Receive, send: Send) -> None:
+        cap = self.sessions.max_per_principal
+        self._metrics.inc("person_enrich_sessions_refused_total", principal=self._metrics.principal(principal))
+        message = (
+            f"Too many open sessions for this principal ({cap}): close one (HTTP DELETE) or wait until an idle one "
+            "expires; other users are not affected."
+        )
+        response = JSONResponse(
+            {"jsonrpc": "2.0", "id": None, "error": {"code": -32000, "message": message}},
+            status_code=429,
+            headers={"retry-after": "60"},
+        )
+        await response(scope, receive, send)
