@@ -146,10 +146,11 @@ def modern_call(method: str, params: dict[str, Any] | None = None, request_id: i
     return {"jsonrpc": "2.0", "id": request_id, "method": method, "params": {**(params or {}), "_meta": meta}}
 
 
-def modern_headers(method: str, token: str | None = None, **extra: str) -> dict[str, str]:
-    """The headers of a 2026-07-28 request."""
+def modern_headers(method: str, token: str | None = None, name: str | None = None, **extra: str) -> dict[str, str]:
+    """The headers of a 2026-07-28 request (`name`: the tool a `tools/call` names, mirrored in `Mcp-Name`)."""
     auth = {"authorization": f"Bearer {token}"} if token else {}
-    return MCP_ACCEPT | {"mcp-protocol-version": MODERN_PROTOCOL, "mcp-method": method} | auth | extra
+    named = {"mcp-name": name} if name else {}
+    return MCP_ACCEPT | {"mcp-protocol-version": MODERN_PROTOCOL, "mcp-method": method} | auth | named | extra
 
 
 def legacy_initialize(request_id: int = 1) -> dict[str, Any]:
