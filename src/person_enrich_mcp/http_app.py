@@ -62,11 +62,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _is_ipv6(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == 6
+    except ValueError:
+        return False
+
+
 def transport_security(settings: Settings) -> TransportSecuritySettings:
     """Host and Origin allowlists, on for every bind address: loopback plus what the operator allows."""
     hosts = [f"{h}:*" for h in _LOOPBACK_HOSTS] + list(_LOOPBACK_HOSTS)
     for host in settings.allowed_hosts:
-        hosts.extend([host] if ":" in host.strip("[]").rsplit("]", 1)[-1] else [host, f"{host}:*"])
+        if _is_ipv6(host):  # a bare IPv6 address (a pod IP, say): the Host header brackets it
+            hosts.extend([f"[{host}]", f"[{host}]:*"])
+        else:
+            hosts.extend([host] if ":" in host.strip("[]").rsplit("]", 1)[-1] else [host, f"{host}:*"])
     origins = [f"http://{h}:*" for h in _LOOPBACK_HOSTS] + [f"http://{h}" for h in _LOOPBACK_HOSTS]
     origins.extend(settings.allowed_origins)
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
