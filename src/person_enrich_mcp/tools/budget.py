@@ -6,6 +6,7 @@ from typing import Annotated
 
 from mcp.types import CallToolResult
 
+from person_enrich_mcp.budget import span
 from person_enrich_mcp.errors import PersonEnrichError, format_credits
 from person_enrich_mcp.tools.context import AppState, ToolContext, app_state, owner_of
 from person_enrich_mcp.tools.results import BudgetResult, success
@@ -40,8 +41,9 @@ async def get_budget(ctx: ToolContext) -> Annotated[CallToolResult, BudgetResult
         ),
         account=account,
     )
+    per = f" (per rolling {span(app.budget.session_window_seconds)} window)" if owner.rolling else ""
     summary = (
-        f"Session budget: {result.spent} of {result.limit} credits spent, {result.remaining} left "
+        f"Session budget{per}: {result.spent} of {result.limit} credits spent, {result.remaining} left "
         f"({result.reserved} reserved by calls in progress). Calls estimated above {result.confirm_above} "
         "credits ask for confirmation."
     )
