@@ -20,16 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from person_enrich_mcp.errors import ConfigurationError
-from person_enrich_mcp.state import (
-    Account,
-    BudgetSnapshot,
-    MemoryStore,
-    ReserveOutcome,
-    StateStore,
-    open_store,
-    sqlite_path,
-)
-from person_enrich_mcp.state.base import BOOKS_KEPT_SECONDS, PRUNE_INTERVAL_SECONDS, WINDOW_BUCKETS
+from person_enrich_mcp.state import Account, BudgetSnapshot, MemoryStore, ReserveOutcome, StateStore, open_store
+from person_enrich_mcp.state import base as state_base
+from person_enrich_mcp.state.base import WINDOW_BUCKETS
 from person_enrich_mcp.state.redis import RedisStore
 from person_enrich_mcp.state.sqlite import SQLiteStore
 from tests.http_helpers import free_port
@@ -1048,7 +1041,7 @@ async def test_books_nobody_writes_to_are_forgotten_once_kept_long_enough_but_ne
     await backend.store.add_receipt("session:a", {"n": 1}, keep=10)
     backend.mark()
 
-    await backend.wait(BOOKS_KEPT_SECONDS + PRUNE_INTERVAL_SECONDS)
+    await backend.wait(state_base.BOOKS_KEPT_SECONDS + state_base.PRUNE_INTERVAL_SECONDS)
     await backend.store.read(_plain("session:other"))  # any operation sweeps
 
     assert await backend.store.read(session) == EMPTY
@@ -1084,6 +1077,8 @@ async def test_a_rolling_account_keeps_only_the_spend_buckets_inside_its_window(
 def test_sqlite_urls_read_four_slashes_as_absolute_and_three_as_relative_to_the_start_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from person_enrich_mcp.state import sqlite_path
+
     monkeypatch.chdir(tmp_path)
 
     assert sqlite_path("sqlite:////var/lib/pe/state.db") == Path("/var/lib/pe/state.db")
