@@ -215,6 +215,10 @@ async def test_a_sessionless_clients_budget_recovers_once_its_window_has_passed(
             recovered_after = time.monotonic() - spent_at
     finally:
         server.stop()
+    print(
+        f"\nsessionless budget on {state_url.split(':')[0]}: refused, then granted "
+        f"{recovered_after:.2f} s after the spend"
+    )
     assert first.is_error is False and refused.is_error is True and again.is_error is False
     assert "per 2.4-second window" in text_of(refused), text_of(refused)
     assert recovered_after >= WINDOW - BUCKET - CLOCK_TOLERANCE, f"recovered after {recovered_after:.2f} s"
@@ -248,6 +252,10 @@ async def test_a_sessionless_clients_spent_budget_survives_a_restart_and_then_re
             recovered_after = time.monotonic() - spent_at
     finally:
         server.stop()
+    print(
+        f"\nrestart on {state_url.split(':')[0]}: still refused {checked_after:.1f} s after the spend (restart "
+        f"included), granted again {recovered_after:.2f} s after it"
+    )
     assert first.is_error is False and again.is_error is False
     assert checked_after < RESTART_WINDOW - 2 * BUCKET, f"too slow to tell: the restart took {checked_after:.1f} s"
     assert right_after.is_error is True, "a restart gave the spent budget back"
