@@ -310,6 +310,7 @@ class Budget:
         else:
             whose = f"of the session budget of {format_credits(self.session_limit)} credits"
             raise_it = "PERSON_ENRICH_SESSION_BUDGET"
+            frees = " A session's spend does not free up."
         return BudgetExceededError(
             f"Refused before spending anything: this call could cost up to {format_credits(quote.estimate)} credits "
             f"({quote.breakdown}), but only {format_credits(remaining)} {whose} remain.{frees}{lower} The operator "
