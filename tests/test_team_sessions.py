@@ -8,6 +8,7 @@ get the session budget over a rolling window, which recovers on every backend an
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -261,3 +262,28 @@ async def test_a_sessionless_clients_spent_budget_survives_a_restart_and_then_re
     assert right_after.is_error is True, "a restart gave the spent budget back"
     assert recovered_after >= RESTART_WINDOW - RESTART_WINDOW / WINDOW_BUCKETS - CLOCK_TOLERANCE
     assert upstream.billed() == 2
+
+
+@pytest.mark.anyio
+async def test_an_ended_legacy_sessions_books_are_forgotten_and_its_spend_stays_with_the_principal(
+    upstream: Upstream, team: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    path, tokens = team
+    database = tmp_path / "state.db"
+    server = HttpServer(_env(upstream, path, f"sqlite:///{database}", session_budget="10"))
+    people = sample_identifiers(upstream.url, "url", 3, offset=180)
+    try:
+        with anyio.fail_after(90):
+            for person in people:  # three legacy sessions, one paid call each, each closed by the client
+                async with mcp_over_http(server.url, tokens["alice"], "legacy") as alice:
+                    assert (await _enrich(alice, person)).is_error is False
+            async with mcp_over_http(server.url, tokens["alice"]) as alice:
+                books = _structured(await alice.call_tool("get_budget", {}))
+    finally:
+        server.stop()
+    with sqlite3.connect(database) as db:
+        receipts = [row[0] for row in db.execute("SELECT DISTINCT account FROM receipts")]
+        accounts = {row[0] for row in db.execute("SELECT DISTINCT account FROM spend")}
+    assert receipts == [], "an ended session's receipts are kept"
+    assert accounts == {"principal:alice"}, "an ended session's books are kept"
+    assert Decimal(books["window"]["committed"]) == 3 == upstream.billed()
