@@ -272,6 +272,41 @@ def test_the_remote_template_asks_for_a_host_and_keeps_the_token_secret() -> Non
     assert header["variables"]["token"]["isSecret"] is True
 
 
+# What would install the package from PyPI, where it is not yet: `uvx person-enrich-mcp`, `pip install
+# person-enrich-mcp[redis]`, `uv tool install person-enrich-mcp`, and the like. When it is released, this guard goes
+# and the README says how to run it from PyPI.
+_FROM_PYPI = re.compile(
+    r"\b(?:uvx|pipx (?:install|run)|pip install|uv (?:tool|pip) install)(?: -\S+)*\s+['\"]?person-enrich-mcp\b"
+)
+
+
+# The one sentence that may name those commands: the README's, saying they do not work yet.
+_NOT_YET = re.compile(r"[^.]*do not work until it is published[^.]*\.")
+
+
+def test_until_the_package_is_on_pypi_nothing_we_ship_tells_users_to_install_it_from_there() -> None:
+    shipped = [
+        ROOT / "README.md",
+        ROOT / "Dockerfile",
+        *sorted((ROOT / "docs").rglob("*.md")),
+        *sorted(MANIFESTS.glob("*.md")),
+        *sorted(CLIENTS.iterdir()),
+        *sorted((ROOT / "src").rglob("*.py")),
+    ]
+    texts = {str(path.relative_to(ROOT)): _NOT_YET.sub("", path.read_text(encoding="utf-8")) for path in shipped}
+    assert _FROM_PYPI.search("pip install 'person-enrich-mcp[redis]'")  # it recognises what it guards against
+    assert {name: m[0] for name, text in texts.items() if (m := _FROM_PYPI.search(text))} == {}
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(_NOT_YET.findall(readme)) == 1 and "ready but not published" in readme
+
+
+def test_the_readme_says_what_publishing_needs() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    registry = readme[readme.index("### The MCP Registry") : readme.index("<!-- client-setup:end -->")]
+    for step in ("uv publish", "mcp-name", "mcp-publisher login github", "mcp-publisher publish"):
+        assert step in registry, step
+
+
 # ── the MCPB desktop bundle ───────────────────────────────────────────────────────────────────────────────────
 
 
