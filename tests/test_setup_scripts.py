@@ -113,6 +113,17 @@ def test_a_python3_without_venv_gets_python3_venv_in_the_same_apt_call(machine: 
     assert machine.apt_calls()[-1] == "apt-get install -y -qq python3-venv redis-server"
 
 
+def test_two_missing_packages_are_named_together_in_one_sentence(machine: Machine) -> None:
+    (machine.bin / "python3").unlink()
+    machine.add("python3", f'case "$*" in *ensurepip*) exit 1;; esac\nexec {shlex.quote(sys.executable)} "$@"')
+    (machine.state / "uid").write_text("1000", encoding="utf-8")
+    (machine.bin / "sudo").unlink()
+    done = machine.run()
+    sentence = _one_sentence(done.stderr)
+    assert "python3-venv and redis-server are missing" in sentence
+    assert "as root run apt-get install -y python3-venv redis-server" in sentence
+
+
 def test_without_root_or_sudo_it_stops_with_one_sentence_naming_the_package(machine: Machine) -> None:
     (machine.state / "uid").write_text("1000", encoding="utf-8")
     (machine.bin / "sudo").unlink()
@@ -136,7 +147,7 @@ def test_a_failed_apt_get_is_one_sentence_naming_the_package_and_the_command(mac
     done = machine.run()
     assert done.returncode == 1
     assert "E: Unable to locate package" in done.stderr  # apt-get's own words stay visible above ours
-    assert "apt-get install -y redis-server" in _one_sentence(done.stderr)
+    assert "run apt-get install -y redis-server yourself" in _one_sentence(done.stderr)
 
 
 def test_a_python_older_than_3_11_is_named_before_anything_is_installed(machine: Machine) -> None:
