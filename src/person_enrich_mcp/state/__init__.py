@@ -40,7 +40,7 @@ def open_store(url: str) -> StateStore:
         except ImportError:  # pragma: no cover - depends on the install
             raise ConfigurationError(
                 "PERSON_ENRICH_STATE_URL names Redis but the redis package is missing: "
-                "pip install 'person-enrich-mcp[redis]'"
+                "install the redis extra from the checkout (pip install '.[redis]', or uv tool install '.[redis]')"
             ) from None
         return RedisStore(url)
     raise ConfigurationError(
