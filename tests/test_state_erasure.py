@@ -104,3 +104,17 @@ async def test_a_store_on_another_connection_sees_the_deletion(backend: Backend)
     assert await other.cache_delete(["profile:a:1"]) == 1
 
     assert await backend.store.cache_get("profile:a:1") is None
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_replaced_value_leaves_no_old_copy_in_sqlite_after_the_next_purge(
+    backend: Backend, request: pytest.FixtureRequest
+) -> None:
+    await backend.store.cache_put("profile:a:1", BIG, ttl_seconds=60)
+    await backend.store.cache_put("profile:a:1", "a narrower answer about someone", ttl_seconds=60)
+
+    await backend.store.cache_purge_expired()
+
+    assert _traces(backend, request) == []
+    assert await backend.store.cache_get("profile:a:1") == "a narrower answer about someone"

@@ -4,7 +4,9 @@ Every operation is one `BEGIN IMMEDIATE` transaction, so reservations are atomic
 are stored as integer millionths of a credit and times as wall-clock seconds (they outlive the process).
 
 Deleted cache rows leave no copy in the files: `secure_delete` zeroes freed space, and after a deletion of
-cached values the write-ahead log is checkpointed and truncated, so the old pages it held are gone too.
+cached values the write-ahead log is checkpointed and truncated, so the old pages it held are gone too. A value
+replaced by a newer one leaves its old page image in the log until then, so `cache_purge_expired` (which a running
+server calls every few seconds) also truncates the log whenever this store wrote to the cache since it last did.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class SQLiteStore:
         self._path = str(path)
         self._clock = clock
         self._lock = threading.Lock()
+        self._cache_written = False  # since the log was last truncated
         if self._path != ":memory:":
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=30.0)
@@ -254,6 +257,7 @@ class SQLiteStore:
                 "DELETE FROM cache WHERE rowid IN (SELECT rowid FROM cache WHERE expires_at <= ? LIMIT 100)", (now,)
             ).rowcount
 
+        self._cache_written = True
         if await self._run(work):
             await anyio.to_thread.run_sync(self._truncate_log)
 
@@ -287,13 +291,14 @@ class SQLiteStore:
         return removed
 
     async def cache_purge_expired(self) -> int:
-        """Delete every expired row (and truncate the log, as `cache_delete` does)."""
+        """Delete every expired row, and truncate the log if that removed anything or values were written (replaced
+        values leave their old page images there)."""
 
         def work(db: sqlite3.Connection, now: float) -> int:
             return db.execute("DELETE FROM cache WHERE expires_at <= ?", (now,)).rowcount
 
         removed = await self._run(work)
-        if removed:
+        if removed or self._cache_written:
             await anyio.to_thread.run_sync(self._truncate_log)
         return removed
 
@@ -303,6 +308,7 @@ class SQLiteStore:
             with self._lock:
                 busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
             if not busy:
+                self._cache_written = False
                 return
             if attempt + 1 < _CHECKPOINT_TRIES:
                 time.sleep(_CHECKPOINT_PAUSE)  # a worker thread: another connection is mid-read
