@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -80,7 +80,7 @@ async def _cli(*args: str) -> tuple[int, str]:
 
 
 @asynccontextmanager
-async def _server(settings: Settings, cache: MemoryStore | None = None) -> AsyncIterator[Client]:
+async def _server(settings: Settings, cache: MemoryStore | None = None) -> AsyncGenerator[Client]:
     factory = (lambda: cache) if cache is not None else None
     async with Client(build_server(settings, cache_store_factory=factory)) as client:
         yield client
