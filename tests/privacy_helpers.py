@@ -9,6 +9,9 @@ from typing import Any, cast
 
 import redis
 
+from person_enrich_mcp.sandbox import SandboxServer
+from person_enrich_mcp.sandbox.dataset import Person
+
 
 def sqlite_bytes(path: Path) -> bytes:
     """The database file and its write-ahead log and shared-memory index, concatenated."""
@@ -56,3 +59,32 @@ def redis_traces(url: str, canaries: Iterable[str]) -> list[str]:
     """The canaries that appear in any key or value (case-insensitively)."""
     dump = redis_dump(url).lower()
     return [c for c in canaries if c.lower() in dump]
+
+
+CONTACT_FIELDS = ["basic_profile.name", "contact.business_emails", "contact.personal_emails"]
+
+
+def people_with_contact_data(sandbox: SandboxServer, offset: int, n: int) -> list[Person]:
+    """People with work and personal emails, a unique name, and a work email that resolves to them alone."""
+    dataset = sandbox.state.dataset
+    names: dict[str, int] = {}
+    for person in dataset.people:
+        name = str(person.data["basic_profile"]["name"])
+        names[name] = names.get(name, 0) + 1
+    chosen = [
+        p
+        for p in dataset.searchable
+        if p.business_emails
+        and p.data["contact"]["personal_emails"]
+        and names[str(p.data["basic_profile"]["name"])] == 1
+        and len(dataset.email_candidates(p.business_emails[0])) == 1
+    ]
+    return chosen[offset : offset + n]
+
+
+def canaries(person: Person) -> list[str]:
+    """Values that identify one person: profile slug, name, every email (work and personal); everything but the
+    slug is in what a look-up with `CONTACT_FIELDS` keeps."""
+    contact = person.data["contact"]
+    emails = [e["email"] for e in contact["business_emails"]] + [e["email"] for e in contact["personal_emails"]]
+    return [person.slug, str(person.data["basic_profile"]["name"]), *emails]

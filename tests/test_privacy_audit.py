@@ -22,7 +22,7 @@ from person_enrich_mcp.sandbox.dataset import Person
 from person_enrich_mcp.server import build_server
 from tests.conftest import Upstream, per_revision, settings_for, text_of
 from tests.http_helpers import HttpServer, mcp_over_http, write_tokens
-from tests.test_privacy_erasure import CONTACT_FIELDS, _people_with_contact_data, canaries
+from tests.privacy_helpers import CONTACT_FIELDS, canaries, people_with_contact_data
 
 BILLABLE = ("enrich", "contact", "live", "search")
 ENGINEERS = {"field": "experience.employment_details.current.function_category", "type": "=", "value": "Engineering"}
@@ -64,7 +64,7 @@ async def _run(client: Client, calls: list[tuple[str, dict[str, Any]]]) -> None:
 async def test_the_audit_log_has_one_record_per_upstream_request_and_answers_audit_find(
     upstream: Upstream, sandbox: SandboxServer, tmp_path: Path, revision: str
 ) -> None:
-    person, other, suppressed = _people_with_contact_data(sandbox, 20, 3)
+    person, other, suppressed = people_with_contact_data(sandbox, 20, 3)
     log = tmp_path / "audit" / "audit.jsonl"
     optout = tmp_path / "optout"
     add_entries(optout, [(parse_subject(suppressed.profile_url).hash, "")])
@@ -118,7 +118,7 @@ async def test_the_audit_log_has_one_record_per_upstream_request_and_answers_aud
 async def test_over_http_at_debug_level_records_name_the_principal_and_no_person_data_reaches_the_log(
     upstream: Upstream, sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    person, other, suppressed = _people_with_contact_data(sandbox, 24, 3)
+    person, other, suppressed = people_with_contact_data(sandbox, 24, 3)
     tokens = write_tokens(tmp_path / "tokens", "alice")
     audit = tmp_path / "audit.jsonl"
     env = {
@@ -151,7 +151,7 @@ async def test_over_http_at_debug_level_records_name_the_principal_and_no_person
 async def test_over_stdio_at_debug_level_no_person_data_reaches_stderr(
     upstream: Upstream, sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    person, other, suppressed = _people_with_contact_data(sandbox, 28, 3)
+    person, other, suppressed = people_with_contact_data(sandbox, 28, 3)
     optout = tmp_path / "optout"
     add_entries(optout, [(parse_subject(suppressed.profile_url).hash, "")])
     env = get_default_environment() | {

@@ -23,36 +23,9 @@ from person_enrich_mcp.settings import Settings
 from person_enrich_mcp.state import MemoryStore
 from person_enrich_mcp.state.sqlite import SQLiteStore
 from tests.conftest import Upstream, settings_for, text_of
-from tests.privacy_helpers import redis_traces, sqlite_traces
+from tests.privacy_helpers import CONTACT_FIELDS, canaries, people_with_contact_data, redis_traces, sqlite_traces
 from tests.state_fixtures import RedisServer
 from tests.state_fixtures import redis_server as redis_server  # re-exported: the session's redis-server
-
-CONTACT_FIELDS = ["basic_profile.name", "contact.business_emails", "contact.personal_emails"]
-
-
-def _people_with_contact_data(sandbox: SandboxServer, offset: int, n: int) -> list[Person]:
-    dataset = sandbox.state.dataset
-    names: dict[str, int] = {}
-    for person in dataset.people:
-        name = str(person.data["basic_profile"]["name"])
-        names[name] = names.get(name, 0) + 1
-    chosen = [
-        p
-        for p in dataset.searchable
-        if p.business_emails
-        and p.data["contact"]["personal_emails"]
-        and names[str(p.data["basic_profile"]["name"])] == 1
-        and len(dataset.email_candidates(p.business_emails[0])) == 1
-    ]
-    return chosen[offset : offset + n]
-
-
-def canaries(person: Person) -> list[str]:
-    """Values that identify one person: profile slug, name, every email (work and personal); everything but the
-    slug is in what a look-up with `CONTACT_FIELDS` keeps."""
-    contact = person.data["contact"]
-    emails = [e["email"] for e in contact["business_emails"]] + [e["email"] for e in contact["personal_emails"]]
-    return [person.slug, str(person.data["basic_profile"]["name"]), *emails]
 
 
 async def _look_up_every_way(client: Client, person: Person, other: Person) -> None:
@@ -99,7 +72,7 @@ async def _traces_in(cache: MemoryStore, values: list[str]) -> list[str]:
 async def test_forget_leaves_no_trace_in_a_sqlite_cache(
     upstream: Upstream, sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    person, other = _people_with_contact_data(sandbox, 0, 2)
+    person, other = people_with_contact_data(sandbox, 0, 2)
     database = tmp_path / "cache.db"
     cache_url = f"sqlite:///{database}"
     async with _server(settings_for(upstream.url, upstream.key, cache_url=cache_url)) as client:
@@ -126,7 +99,7 @@ async def test_forget_leaves_no_trace_in_a_redis_cache(
     upstream: Upstream, sandbox: SandboxServer, redis_server: RedisServer
 ) -> None:
     redis_server.flush()
-    person, other = _people_with_contact_data(sandbox, 2, 2)
+    person, other = people_with_contact_data(sandbox, 2, 2)
     async with _server(settings_for(upstream.url, upstream.key, cache_url=redis_server.url)) as client:
         await _look_up_every_way(client, person, other)
         assert redis_traces(redis_server.url, canaries(person)) == canaries(person)
@@ -144,7 +117,7 @@ async def test_forget_leaves_no_trace_in_a_redis_cache(
 async def test_forget_reaches_a_running_servers_memory_through_the_shared_state_store(
     upstream: Upstream, sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    person, other = _people_with_contact_data(sandbox, 4, 2)
+    person, other = people_with_contact_data(sandbox, 4, 2)
     state_url = f"sqlite:///{tmp_path / 'state.db'}"
     cache = MemoryStore()
     settings = settings_for(upstream.url, upstream.key, state_url=state_url, housekeeping_seconds=0.05)
@@ -168,7 +141,7 @@ async def test_forget_reaches_a_running_servers_memory_through_the_shared_state_
 async def test_forget_with_suppress_reaches_a_server_that_shares_nothing_but_the_opt_out_file(
     upstream: Upstream, sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    person, other = _people_with_contact_data(sandbox, 6, 2)
+    person, other = people_with_contact_data(sandbox, 6, 2)
     optout = tmp_path / "optout"
     optout.write_text("", encoding="utf-8")
     cache = MemoryStore()
@@ -195,7 +168,7 @@ async def test_forget_with_suppress_reaches_a_server_that_shares_nothing_but_the
 async def test_with_sqlite_budgets_and_the_default_cache_the_sqlite_file_holds_no_person_data(
     upstream: Upstream, sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    person, other = _people_with_contact_data(sandbox, 8, 2)
+    person, other = people_with_contact_data(sandbox, 8, 2)
     database = tmp_path / "state.db"
     async with _server(settings_for(upstream.url, upstream.key, state_url=f"sqlite:///{database}")) as client:
         await _look_up_every_way(client, person, other)
@@ -223,7 +196,7 @@ async def _receipt_accounts(database: Path) -> set[str]:
 async def test_a_server_removes_expired_entries_without_being_called(
     upstream: Upstream, sandbox: SandboxServer, tmp_path: Path, where: str
 ) -> None:
-    person, other = _people_with_contact_data(sandbox, 10, 2)
+    person, other = people_with_contact_data(sandbox, 10, 2)
     database = tmp_path / "cache.db"
     cache = MemoryStore() if where == "memory" else None
     overrides: dict[str, Any] = {"cache_ttl_seconds": 1.0, "housekeeping_seconds": 0.05}

@@ -214,7 +214,7 @@ class Settings(BaseModel):
     state_url: str = "memory://"
     cache_url: str = "memory://"
     suppression_file: str | None = None
-    deny_fields: tuple[str, ...] = ()
+    deny_fields: tuple[str, ...] | None = None
     audit_log: str | None = None
     audit_salt_file: str | None = None
     # How often a running server purges expired cache entries, re-reads the opt-out list and applies erasures.

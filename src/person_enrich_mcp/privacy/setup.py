@@ -33,7 +33,7 @@ def open_privacy(settings: Settings) -> Privacy:
         ConfigurationError: naming the setting whose file or value cannot be used.
     """
     check_cache_url(settings.cache_url)
-    policy = FieldPolicy.of(settings.deny_fields)
+    policy = FieldPolicy.of(settings.deny_fields or ())
     suppression = SuppressionList(settings.suppression_file) if settings.suppression_file else None
     audit = open_audit(settings.audit_log, settings.audit_salt_file)
     return Privacy(OptOuts(suppression), audit, policy)
