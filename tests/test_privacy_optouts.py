@@ -6,12 +6,16 @@ or any further request; a broken opt-out file refuses everything; a denied field
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, cast
 
 import anyio
+import httpx2
 import pytest
 from mcp import Client
+from mcp.client.stdio import get_default_environment
 
 from person_enrich_mcp.cli import main
 from person_enrich_mcp.privacy.guard import SUPPRESSED_FOUND, SUPPRESSED_UNSENT
@@ -22,6 +26,7 @@ from person_enrich_mcp.sandbox.dataset import Person
 from person_enrich_mcp.server import build_server
 from person_enrich_mcp.state import MemoryStore
 from tests.conftest import Upstream, canary_key, per_revision, sample_identifiers, settings_for, text_of
+from tests.http_helpers import HttpServer
 
 ENGINEERS = {"field": "experience.employment_details.current.function_category", "type": "=", "value": "Engineering"}
 
@@ -310,3 +315,48 @@ async def test_a_denied_field_is_refused_before_anything_is_reserved(upstream: U
     assert allowed["people"][0]["matched_on"] == url  # the tiers it allows still work
     assert all(r["endpoint"] != "search" for r in upstream.paid_requests())
     assert "personal_emails" not in _sent(upstream) and "phone_numbers" not in _sent(upstream)
+
+
+@pytest.mark.parametrize("revision", ["current"], indirect=True)
+def test_readiness_fails_while_the_opt_out_file_is_unusable(upstream: Upstream, tmp_path: Path) -> None:
+    optout = tmp_path / "optout"
+    _optout(optout, "@nobody.example")
+    env = {
+        "CRUSTDATA_API_KEY": upstream.key,
+        "PERSON_ENRICH_API_BASE_URL": upstream.url,
+        "PERSON_ENRICH_SUPPRESSION_FILE": str(optout),
+    }
+    server = HttpServer(env, "--allow-unauthenticated")
+    try:
+        ready = httpx2.get(f"{server.base}/readyz", timeout=10)
+        optout.rename(tmp_path / "moved")
+        broken = httpx2.get(f"{server.base}/readyz", timeout=10)
+        (tmp_path / "moved").rename(optout)
+        again = httpx2.get(f"{server.base}/readyz", timeout=10)
+    finally:
+        server.stop()
+    assert (ready.status_code, broken.status_code, again.status_code) == (200, 503, 200)
+    assert broken.json()["problems"] == ["opt-out list unreadable (PERSON_ENRICH_SUPPRESSION_FILE)"]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"PERSON_ENRICH_SUPPRESSION_FILE": "/nonexistent/optout"}, "PERSON_ENRICH_SUPPRESSION_FILE: cannot read"),
+        ({"PERSON_ENRICH_DENY_FIELDS": "contact.fax"}, "PERSON_ENRICH_DENY_FIELDS: unknown field 'contact.fax'"),
+        ({"PERSON_ENRICH_AUDIT_LOG": "stderr"}, "PERSON_ENRICH_AUDIT_LOG=stderr needs PERSON_ENRICH_AUDIT_SALT_FILE"),
+        ({"PERSON_ENRICH_CACHE_URL": "postgres://db/x"}, "PERSON_ENRICH_CACHE_URL: unknown scheme 'postgres'"),
+    ],
+)
+def test_an_unusable_privacy_setting_stops_the_server_with_one_sentence(env: dict[str, str], expected: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "person_enrich_mcp", "--sandbox"],
+        env=get_default_environment() | env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith(f"person-enrich-mcp: {expected}") and done.stderr.count("\n") == 1

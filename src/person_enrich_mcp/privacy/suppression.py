@@ -90,9 +90,11 @@ class SuppressionList:
         self._read_at = 0.0
         self.problem: str | None = None
         self.version = 0  # bumped whenever the set of hashes changes
+        self._serving = False  # at start-up a problem is the caller's one-sentence error, not a log line
         self._load(force=True)
         if self.problem is not None:
             raise ConfigurationError(self.problem)
+        self._serving = True
 
     def __repr__(self) -> str:
         return f"SuppressionList({str(self.path)!r}, entries={len(self._hashes)})"
@@ -127,7 +129,7 @@ class SuppressionList:
         return self._hashes
 
     def _fail(self, problem: str) -> None:
-        if self.problem != problem:
+        if self.problem != problem and self._serving:
             logger.error("opt-out list unusable, refusing every look-up until it is fixed: %s", problem)
         self.problem = problem
         self._signature = None  # read it again on the next check, whatever its metadata says
@@ -161,7 +163,7 @@ class SuppressionList:
         except ConfigurationError as exc:
             self._fail(str(exc))
             return
-        if self.problem is not None:
+        if self.problem is not None and self._serving:
             logger.warning("opt-out list readable again: look-ups resume")
         self.problem = None
         self._signature, self._digest = signature, digest
