@@ -317,3 +317,73 @@ def test_an_unwritable_log_refuses_further_look_ups_until_it_is_writable(tmp_pat
     log.require()
     log.close()
     assert len(path.read_text(encoding="utf-8").splitlines()) == 1
+
+
+# --- where person data lives, and the operator's commands ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected", "persistent"),
+    [
+        ({}, "cached in this process's memory only, for up to 86400 s", False),
+        ({"cache_ttl_seconds": 0}, "person data is not cached (PERSON_ENRICH_CACHE_TTL=0)", False),
+        ({"cache_url": "shared"}, "cached in this process's memory only", False),  # the state store is memory too
+        ({"cache_url": "shared", "state_url": "sqlite:////var/lib/pe/state.db"}, "the state store sqlite:", True),
+        ({"cache_url": "redis://user:s3cret@cache.internal:6380/2"}, "cached in redis://cache.internal:6380/2,", True),
+    ],
+)
+def test_the_start_up_line_says_where_person_data_lives_without_credentials(
+    overrides: dict[str, Any], expected: str, persistent: bool
+) -> None:
+    from person_enrich_mcp.privacy.setup import where_person_data_lives
+    from person_enrich_mcp.settings import Settings
+
+    sentence, stored = where_person_data_lives(Settings(**overrides))
+    assert expected in sentence and stored is persistent and "s3cret" not in sentence
+
+
+def test_suppress_writes_hashes_only_and_check_and_remove_use_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from person_enrich_mcp.cli import main
+
+    path = tmp_path / "optout"
+    requests = tmp_path / "requests.txt"
+    requests.write_text(f"# from the DPO's inbox\n{JANE_EMAIL}\n\n@other-company.example\n", encoding="utf-8")
+    flag = ["--suppression-file", str(path)]
+    assert main([*flag, "suppress", "add", JANE_URL, "--from", str(requests)]) == 0
+    assert "3 added, 0 already there" in capsys.readouterr().out
+    text = path.read_text(encoding="utf-8")
+    assert "jane" not in text and "other-company" not in text and len(text.splitlines()) == 3
+
+    assert main([*flag, "suppress", "check", "x@sub.other-company.example", JANE_URL, "bob@else.example"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "x@sub.other-company.example: suppressed (by its email domain)",
+        f"{JANE_URL}: suppressed",
+        "bob@else.example: not suppressed",
+    ]
+    assert main([*flag, "suppress", "remove", JANE_URL.upper()]) == 0
+    assert "1 removed" in capsys.readouterr().out
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["suppress", "add", JANE_URL], "PERSON_ENRICH_SUPPRESSION_FILE is not set"),
+        (["--suppression-file", "f", "suppress", "add", JANE_URL, "not-an-identifier"], "identifier 2: "),
+        (["--suppression-file", "f", "suppress", "add"], "give at least one identifier"),
+        (["--audit-log", "a.jsonl", "audit", "find", "@acme.example"], "not @domains"),
+        (["--audit-log", "stderr", "audit", "find", JANE_URL], "name the audit log with --log PATH"),
+        (["--audit-log", "/nonexistent/a.jsonl", "audit", "find", JANE_URL], "AUDIT_SALT_FILE: /nonexistent"),
+    ],
+)
+def test_the_commands_refuse_bad_input_with_one_sentence_and_no_api_key(
+    args: list[str], expected: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from person_enrich_mcp.cli import main
+
+    monkeypatch.delenv("CRUSTDATA_API_KEY", raising=False)
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("person-enrich-mcp: ") and expected in error and error.count("\n") == 1

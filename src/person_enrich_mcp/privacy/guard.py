@@ -27,6 +27,11 @@ class OptOuts:
         return f"OptOuts({self.suppression!r})"
 
     @property
+    def active(self) -> bool:
+        """True when an opt-out file is configured (even if it is empty right now)."""
+        return self.suppression is not None
+
+    @property
     def _hashes(self) -> frozenset[str]:
         return self.suppression.hashes if self.suppression is not None else frozenset()
 

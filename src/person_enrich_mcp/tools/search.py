@@ -162,6 +162,8 @@ def check_opt_outs(node: Filter, opt_outs: OptOuts) -> None:
     Raises:
         SuppressedFilterError: naming no value (the model sent it; the opt-out is the operator's).
     """
+    if not opt_outs.active:
+        return
     for text in _filter_strings(node):
         if "@" in text and "/" not in text:
             suppressed = opt_outs.names(text.lower())
