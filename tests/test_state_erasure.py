@@ -95,9 +95,8 @@ async def test_redis_removes_expired_entries_itself(backend: Backend, request: p
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("backend", ["sqlite", "redis"], indirect=True)  # memory has one process only
 async def test_a_store_on_another_connection_sees_the_deletion(backend: Backend) -> None:
-    if backend.name == "memory":
-        pytest.skip("one process only")
     await backend.store.cache_put("profile:a:1", CANARY, ttl_seconds=60)
     other = backend.another()
 

@@ -305,6 +305,7 @@ def build_server(
             if owns_cache_store:
                 await cache_store.aclose()
             await store.aclose()
+            guard.audit.close()  # reopened by the next record if this server starts again
 
     server = MCPServer[AppState](
         SERVER_NAME,

@@ -115,14 +115,19 @@ def profile_url_in(person_data: dict[str, Any]) -> str | None:
         return None
 
 
+# The sections that hold email addresses (work, personal, developer platform): walked whole, so an email in a
+# field added there later is still seen; the rest of a profile (free text, roles, schools) is not walked.
+EMAIL_SECTIONS = ("contact", "dev_platform_profiles")
+
+
 def person_hashes(person_data: dict[str, Any]) -> set[str]:
-    """Every subject hash a person's data reveals: their profile URL, and each email anywhere in it (work,
-    personal, developer platform) with its domains."""
+    """Every subject hash a person's data reveals: their profile URL, and each email in their contact and
+    developer-platform sections with its domains."""
     found: set[str] = set()
     url = profile_url_in(person_data)
     if url is not None:
         found.add(subject_hash("url", url))
-    for text in _strings(person_data):
+    for text in _strings([person_data.get(section) for section in EMAIL_SECTIONS]):
         if "@" in text:
             lowered = text.strip().lower()
             if _EMAIL_RE.fullmatch(lowered):
