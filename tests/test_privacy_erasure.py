@@ -77,7 +77,7 @@ async def test_forget_leaves_no_trace_in_a_sqlite_cache(
     cache_url = f"sqlite:///{database}"
     async with _server(settings_for(upstream.url, upstream.key, cache_url=cache_url)) as client:
         await _look_up_every_way(client, person, other)
-        assert sqlite_traces(database, canaries(person)) == canaries(person)  # the scan sees what is there
+        assert sqlite_traces(database, canaries(person))  # the scan sees what the cache kept of them
 
         status, output = await _cli("--cache-url", cache_url, "forget", person.profile_url, person.business_emails[0])
 
@@ -94,7 +94,6 @@ async def test_forget_leaves_no_trace_in_a_sqlite_cache(
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("revision", ["current"], indirect=True)
 async def test_forget_leaves_no_trace_in_a_redis_cache(
     upstream: Upstream, sandbox: SandboxServer, redis_server: RedisServer
 ) -> None:
@@ -102,7 +101,7 @@ async def test_forget_leaves_no_trace_in_a_redis_cache(
     person, other = people_with_contact_data(sandbox, 2, 2)
     async with _server(settings_for(upstream.url, upstream.key, cache_url=redis_server.url)) as client:
         await _look_up_every_way(client, person, other)
-        assert redis_traces(redis_server.url, canaries(person)) == canaries(person)
+        assert redis_traces(redis_server.url, canaries(person))  # the scan sees what the cache kept of them
 
         status, output = await _cli(
             "--cache-url", redis_server.url, "forget", person.business_emails[0], person.profile_url
@@ -137,7 +136,6 @@ async def test_forget_reaches_a_running_servers_memory_through_the_shared_state_
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("revision", ["current"], indirect=True)
 async def test_forget_with_suppress_reaches_a_server_that_shares_nothing_but_the_opt_out_file(
     upstream: Upstream, sandbox: SandboxServer, tmp_path: Path
 ) -> None:
