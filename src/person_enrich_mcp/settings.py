@@ -130,7 +130,8 @@ OPTIONS: tuple[Option, ...] = (
         "audit_salt_file",
         "PERSON_ENRICH_AUDIT_SALT_FILE",
         "--audit-salt-file",
-        "the audit log's secret salt (default: <audit log>.salt, created on first start; required for stderr)",
+        "the audit log's secret salt file (default: the log's path + .salt, created on first start; required for "
+        "stderr)",
     ),
     Option(
         "principal_budget",

@@ -27,7 +27,7 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -191,7 +191,7 @@ class AuditLog:
 
     enabled = True
 
-    def __init__(self, target: str, salt: bytes, *, clock: Any = time.time) -> None:
+    def __init__(self, target: str, salt: bytes, *, clock: Callable[[], float] = time.time) -> None:
         """Open the log.
 
         Raises:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -288,8 +287,3 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "forget":
         return _forget(args, settings)
     return _audit_find(args, settings)
-
-
-def command_names() -> Sequence[str]:
-    """The sub-commands this module runs."""
-    return COMMANDS
