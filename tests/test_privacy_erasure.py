@@ -78,6 +78,11 @@ async def test_forget_leaves_no_trace_in_a_sqlite_cache(
     async with _server(settings_for(upstream.url, upstream.key, cache_url=cache_url)) as client:
         await _look_up_every_way(client, person, other)
         assert sqlite_traces(database, canaries(person))  # the scan sees what the cache kept of them
+        status, held = await _cli(
+            "--cache-url", cache_url, "access", person.business_emails[0].upper(), person.profile_url
+        )
+        assert status == 0 and str(person.data["basic_profile"]["name"]) in held and '"subj"' not in held
+        assert [json.loads(line)["entry"] for line in held.splitlines()[:-1]].count("page") == 1
 
         status, output = await _cli("--cache-url", cache_url, "forget", person.profile_url, person.business_emails[0])
 
@@ -85,6 +90,8 @@ async def test_forget_leaves_no_trace_in_a_sqlite_cache(
         assert "removed " in output and " cached entries (" in output and "1 search pages)" in output
         assert sqlite_traces(database, canaries(person)) == []
         assert sqlite_traces(database, canaries(other)[1:]) == canaries(other)[1:]  # only they were forgotten
+        status, held = await _cli("--cache-url", cache_url, "access", person.profile_url, person.business_emails[0])
+        assert status == 0 and held.startswith("0 cached entries about these people")
         again = await client.call_tool(
             "enrich_person_by_url",
             {"professional_network_profile_urls": [person.profile_url, other.profile_url], "fields": CONTACT_FIELDS},
@@ -149,6 +156,8 @@ async def test_forget_with_suppress_reaches_a_server_that_shares_nothing_but_the
 
         refused, message = await _cli("forget", person.profile_url)
         assert refused == 1 and "nothing was erased" in message and "--suppress" in message
+        unreadable, message = await _cli("access", person.profile_url)
+        assert unreadable == 1 and "cannot be read from here" in message and "audit find" in message
 
         status, output = await _cli(
             "--suppression-file", str(optout), "forget", "--suppress", person.profile_url, person.business_emails[0]

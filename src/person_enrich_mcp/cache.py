@@ -182,23 +182,27 @@ class ProfileCache:
 
     # --- erasure and expiry ----------------------------------------------------------------------------------------
 
+    async def about(self, hashes: set[str] | frozenset[str]) -> list[tuple[str, dict[str, Any]]]:
+        """Every live entry (of any API key's scope) about the people these subject hashes name, as
+        (`profile` or `page`, the stored value): what `erase` would remove, and what an access request is owed."""
+        found: list[tuple[str, dict[str, Any]]] = []
+        if not hashes:
+            return found
+        for prefix, kind in ((PROFILE_PREFIX, "profile"), (PAGE_PREFIX, "page")):
+            for key, value in await self._store.cache_items(prefix):
+                if not hashes.isdisjoint(_subjects_of(value)):
+                    found.append((kind, {"key": key, **cast(dict[str, Any], json.loads(value))}))
+        return found
+
     async def erase(self, hashes: set[str] | frozenset[str], *, dry_run: bool = False) -> Erased:
         """Remove every entry (of any API key's scope) about the people these subject hashes name: the entries
         keyed by their identifiers, email look-ups that returned them, search pages that listed them."""
-        erased = Erased()
-        if not hashes:
-            return erased
-        doomed: list[str] = []
-        for prefix in (PROFILE_PREFIX, PAGE_PREFIX):
-            for key, value in await self._store.cache_items(prefix):
-                if not hashes.isdisjoint(_subjects_of(value)):
-                    doomed.append(key)
-                    if prefix == PROFILE_PREFIX:
-                        erased.profiles += 1
-                    else:
-                        erased.pages += 1
-        if doomed and not dry_run:
-            await self._store.cache_delete(doomed)
+        entries = await self.about(hashes)
+        erased = Erased(
+            profiles=sum(kind == "profile" for kind, _ in entries), pages=sum(kind == "page" for kind, _ in entries)
+        )
+        if entries and not dry_run:
+            await self._store.cache_delete([str(value["key"]) for _, value in entries])
         return erased
 
     async def purge_expired(self) -> int:

@@ -43,7 +43,7 @@ from person_enrich_mcp.state import (
     open_store,
 )
 
-COMMANDS = ("suppress", "forget", "audit")
+COMMANDS = ("suppress", "forget", "access", "audit")
 
 
 def _identifier_arguments(parser: argparse.ArgumentParser, what: str) -> None:
@@ -84,6 +84,15 @@ def add_commands(commands: Any) -> None:
     _identifier_arguments(forget, identifiers)
     forget.add_argument("--suppress", action="store_true", help="also add them to the opt-out list")
     forget.add_argument("--dry-run", action="store_true", help="count what would be removed; change nothing")
+
+    access = commands.add_parser(
+        "access",
+        help="print what the configured cache holds about people (for an access request)",
+        description="Print, one JSON object a line, every entry the profile cache PERSON_ENRICH_CACHE_URL names "
+        "holds about these people (what a look-up paid for, as kept). A cache in running servers' memory cannot be "
+        "read from here. Who looked them up is `audit find`.",
+    )
+    _identifier_arguments(access, identifiers)
 
     audit = commands.add_parser("audit", help="search the audit log (PERSON_ENRICH_AUDIT_LOG)")
     audit_actions = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
@@ -180,15 +189,47 @@ async def _post(settings: Settings, hashes: set[str]) -> None:
         await store.aclose()
 
 
+async def _about(store: StateStore, hashes: set[str], settings: Settings) -> list[tuple[str, dict[str, Any]]]:
+    ttl, negative = settings.cache_ttl_seconds, settings.negative_cache_ttl_seconds
+    cache = ProfileCache(store, scope="", ttl_seconds=ttl, negative_ttl_seconds=negative)
+    try:
+        return await cache.about(hashes)
+    finally:
+        await store.aclose()
+
+
+def _persistent_cache_url(settings: Settings) -> str | None:
+    """The URL of the store the profile cache lives in, when a command can open it (not process memory)."""
+    url = settings.state_url if check_cache_url(settings.cache_url) == SHARED_CACHE else settings.cache_url
+    return url if check_store_url(url) != "memory" else None
+
+
+def _access(args: argparse.Namespace, settings: Settings) -> int:
+    subjects = _subjects(args)
+    url = _persistent_cache_url(settings)
+    if url is None:
+        sys.stderr.write(
+            "person-enrich-mcp: the profile cache is in the memory of each running server (PERSON_ENRICH_CACHE_URL); "
+            f"it holds what a look-up returned for at most {settings.cache_ttl_seconds:.0f} s and cannot be read from "
+            "here. Who looked these people up, when and for which fields: `person-enrich-mcp audit find`.\n"
+        )
+        return 1
+    entries = anyio.run(_about, open_store(url), {s.hash for s in subjects}, settings)
+    for kind, value in entries:
+        value.pop("subj", None)  # hashes of identifiers, not data
+        sys.stdout.write(json.dumps({"entry": kind, **value}, ensure_ascii=False, separators=(",", ":")) + "\n")
+    sys.stderr.write(f"{len(entries)} cached entries about these people in {describe_store(url)}.\n")
+    return 0
+
+
 def _forget(args: argparse.Namespace, settings: Settings) -> int:
     subjects = _subjects(args)
     hashes = {s.hash for s in subjects}
     out = sys.stdout
-    cache_kind = check_cache_url(settings.cache_url)
     state_kind = check_store_url(settings.state_url)
     reached = False
-    direct_url = settings.state_url if cache_kind == SHARED_CACHE else settings.cache_url
-    if check_store_url(direct_url) != "memory":
+    direct_url = _persistent_cache_url(settings)
+    if direct_url is not None:
         erased = anyio.run(_erase, open_store(direct_url), hashes, settings, bool(args.dry_run))
         verb = "would remove" if args.dry_run else "removed"
         out.write(
@@ -286,4 +327,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return _suppress(args, settings)
     if args.command == "forget":
         return _forget(args, settings)
+    if args.command == "access":
+        return _access(args, settings)
     return _audit_find(args, settings)
