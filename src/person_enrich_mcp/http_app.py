@@ -2,8 +2,10 @@
 
 `person-enrich-mcp --transport http [--host 127.0.0.1] [--port 8000]` serves both protocol eras the SDK
 supports at `/mcp`, plus `/healthz` (liveness), `/readyz` (upstream configuration and state store) and
-`/metrics` (Prometheus text). Budgets, reservations, the cache and the rate limiter live in the store named
-by `PERSON_ENRICH_STATE_URL`, so several replicas behind one load balancer share them through Redis.
+`/metrics` (Prometheus text). Budgets, reservations and the rate limiter live in the store named by
+`PERSON_ENRICH_STATE_URL`, so several replicas behind one load balancer share them through Redis; the profile
+cache (person data) stays in each replica's memory unless `PERSON_ENRICH_CACHE_URL` says otherwise. `/readyz`
+fails while the opt-out list or the audit log cannot be used (the server refuses every look-up then).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from person_enrich_mcp.auth import SCOPE, TokenFileVerifier
-from person_enrich_mcp.errors import ConfigurationError
+from person_enrich_mcp.errors import ConfigurationError, PrivacyUnavailableError
 from person_enrich_mcp.metrics import Metrics
+from person_enrich_mcp.privacy.setup import open_privacy
 from person_enrich_mcp.server import build_server
 from person_enrich_mcp.settings import Settings
 from person_enrich_mcp.state import StateStore, open_store
@@ -117,10 +120,17 @@ def build_http_app(
         ConfigurationError: for an unsafe or incomplete HTTP configuration, or a bad state URL.
     """
     verifier, auth = _auth(settings, host, port)
+    privacy = open_privacy(settings)
     store: StateStore = open_store(settings.state_url)
     metrics = Metrics()
     server = build_server(
-        settings, transport=transport, store_factory=lambda: store, metrics=metrics, token_verifier=verifier, auth=auth
+        settings,
+        transport=transport,
+        store_factory=lambda: store,
+        metrics=metrics,
+        token_verifier=verifier,
+        auth=auth,
+        privacy=privacy,
     )
 
     @server.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)
@@ -137,6 +147,14 @@ def build_http_app(
             await store.ping()
         except Exception as exc:  # any failure to reach the store means "not ready", whatever the backend
             problems.append(f"state store unreachable ({type(exc).__name__})")
+        try:  # a server that refuses every look-up (fail closed) should not be sent traffic
+            privacy.opt_outs.require()
+        except PrivacyUnavailableError:
+            problems.append("opt-out list unreadable (PERSON_ENRICH_SUPPRESSION_FILE)")
+        try:
+            privacy.audit.require()
+        except PrivacyUnavailableError:
+            problems.append("audit log unwritable (PERSON_ENRICH_AUDIT_LOG)")
         return JSONResponse({"ready": not problems, "problems": problems}, status_code=503 if problems else 200)
 
     @server.custom_route(METRICS_PATH, methods=["GET"], include_in_schema=False)

@@ -15,6 +15,9 @@ from person_enrich_mcp.api import PersonAPI
 from person_enrich_mcp.budget import Budget, Owner
 from person_enrich_mcp.cache import ProfileCache
 from person_enrich_mcp.errors import PersonEnrichError
+from person_enrich_mcp.privacy.audit import AuditCall, AuditLog, DisabledAudit
+from person_enrich_mcp.privacy.guard import OptOuts
+from person_enrich_mcp.privacy.policy import FieldPolicy
 from person_enrich_mcp.settings import Settings
 from person_enrich_mcp.state import StateStore
 from person_enrich_mcp.tools.results import failure
@@ -32,6 +35,9 @@ class AppState:
     cache: ProfileCache
     process_session: str
     sandbox: bool
+    opt_outs: OptOuts
+    audit: AuditLog | DisabledAudit
+    policy: FieldPolicy
 
 
 ToolContext = Context[AppState, Any]
@@ -61,6 +67,12 @@ def owner_of(ctx: ToolContext) -> Owner:
     if principal is not None:
         return Owner(f"principal:{principal}", principal)
     return Owner("http-anonymous")
+
+
+def audit_call(ctx: ToolContext, tool: str) -> AuditCall:
+    """The audit records of this tool call, naming its session and principal."""
+    owner = owner_of(ctx)
+    return app_state(ctx).audit.call(tool, owner.session, owner.principal)
 
 
 def progress_reporter(ctx: ToolContext) -> Callable[[int, int], Awaitable[None]]:
