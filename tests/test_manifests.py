@@ -19,6 +19,7 @@ from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import anyio
 import jsonschema
@@ -29,6 +30,20 @@ from mcp.client.stdio import get_default_environment
 from person_enrich_mcp import __version__, _manifests
 from person_enrich_mcp.cli import build_parser
 from person_enrich_mcp.settings import OPTIONS, Settings
+from tests.client_snippets import (
+    HTTP_TOKEN_PLACEHOLDERS,
+    LOCAL_URL,
+    PUBLIC_URL,
+    STDIO_JSON,
+    STDIO_SHELL,
+    TOKEN_VARIABLE,
+    VSCODE_TOKEN_INPUT,
+    http_entries,
+    shell_commands,
+    shell_lines,
+    stdio_entries,
+    with_token,
+)
 from tests.conftest import Upstream, sample_identifiers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,11 +108,6 @@ def _npx() -> str:
     if not Path(found).exists():
         pytest.fail("npx is missing: run ./scripts/test, which installs Node.js into .venv-node")
     return found
-
-
-def _snippet_commands(path: Path) -> list[list[str]]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [shlex.split(line) for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
 def _parses(args: list[str]) -> None:
@@ -272,6 +282,41 @@ def test_the_remote_template_asks_for_a_host_and_keeps_the_token_secret() -> Non
     assert header["variables"]["token"]["isSecret"] is True
 
 
+# What would install the package from PyPI, where it is not yet: `uvx person-enrich-mcp`, `pip install
+# person-enrich-mcp[redis]`, `uv tool install person-enrich-mcp`, and the like. When it is released, this guard goes
+# and the README says how to run it from PyPI.
+_FROM_PYPI = re.compile(
+    r"\b(?:uvx|pipx (?:install|run)|pip install|uv (?:tool|pip) install)(?: -\S+)*\s+['\"]?person-enrich-mcp\b"
+)
+
+
+# The one sentence that may name those commands: the README's, saying they do not work yet.
+_NOT_YET = re.compile(r"[^.]*do not work until it is published[^.]*\.")
+
+
+def test_until_the_package_is_on_pypi_nothing_we_ship_tells_users_to_install_it_from_there() -> None:
+    shipped = [
+        ROOT / "README.md",
+        ROOT / "Dockerfile",
+        *sorted((ROOT / "docs").rglob("*.md")),
+        *sorted(MANIFESTS.glob("*.md")),
+        *sorted(CLIENTS.iterdir()),
+        *sorted((ROOT / "src").rglob("*.py")),
+    ]
+    texts = {str(path.relative_to(ROOT)): _NOT_YET.sub("", path.read_text(encoding="utf-8")) for path in shipped}
+    assert _FROM_PYPI.search("pip install 'person-enrich-mcp[redis]'")  # it recognises what it guards against
+    assert {name: m[0] for name, text in texts.items() if (m := _FROM_PYPI.search(text))} == {}
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(_NOT_YET.findall(readme)) == 1 and "ready but not published" in readme
+
+
+def test_the_readme_says_what_publishing_needs() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    registry = readme[readme.index("### The MCP Registry") : readme.index("<!-- client-setup:end -->")]
+    for step in ("uv publish", "mcp-name", "mcp-publisher login github", "mcp-publisher publish"):
+        assert step in registry, step
+
+
 # ── the MCPB desktop bundle ───────────────────────────────────────────────────────────────────────────────────
 
 
@@ -382,44 +427,22 @@ async def test_the_built_bundle_installs_with_uv_and_serves_with_the_users_confi
 
 # ── client snippets ───────────────────────────────────────────────────────────────────────────────────────────
 
-JSON_SNIPPETS = {
-    "claude_desktop_config.json": "mcpServers",
-    "cursor_mcp.json": "mcpServers",
-    "vscode_mcp.json": "servers",
-}
-
-
-def _launch_specs() -> dict[str, list[tuple[str, list[str], dict[str, str]]]]:
-    """(command, args, env) of every server entry in every client snippet, by file."""
-    specs: dict[str, list[tuple[str, list[str], dict[str, str]]]] = {}
-    for name, key in JSON_SNIPPETS.items():
-        servers = cast(dict[str, dict[str, Any]], _json(CLIENTS / name)[key])
-        specs[name] = [(s["command"], list(s.get("args", [])), dict(s.get("env", {}))) for s in servers.values()]
-    specs["claude_code.sh"] = []
-    for argv in _snippet_commands(CLIENTS / "claude_code.sh"):
-        assert argv[:3] == ["claude", "mcp", "add"] and "--" in argv, argv
-        options, command = argv[3 : argv.index("--")], argv[argv.index("--") + 1 :]
-        assert options[options.index("--transport") + 1] == "stdio"
-        env = dict(options[i + 1].split("=", 1) for i, o in enumerate(options) if o in ("--env", "-e"))
-        specs["claude_code.sh"].append((command[0], command[1:], env))
-    return specs
-
 
 def test_every_client_snippet_covers_all_four_clients_with_a_keyed_and_a_sandbox_entry() -> None:
-    specs = _launch_specs()
-    assert set(specs) == {*JSON_SNIPPETS, "claude_code.sh"}
+    specs = stdio_entries()
+    assert set(specs) == {*STDIO_JSON, STDIO_SHELL}
     for name, entries in specs.items():
-        forms = sorted((args, sorted(env)) for _, args, env in entries)
+        forms = sorted((e.args, sorted(e.env)) for e in entries)
         assert forms == [([], [SECRET]), (["--sandbox"], [])], name
 
 
 def test_every_client_snippet_runs_the_real_console_script_with_flags_and_variables_it_accepts() -> None:
     settings = {o.env for o in OPTIONS}
-    for name, entries in _launch_specs().items():
-        for command, args, env in entries:
-            assert command == CONSOLE_SCRIPT_NAME and command in PYPROJECT["project"]["scripts"], name
-            _parses(args)
-            assert set(env) <= settings, name
+    for name, entries in stdio_entries().items():
+        for entry in entries:
+            assert entry.command == CONSOLE_SCRIPT_NAME and entry.command in PYPROJECT["project"]["scripts"], name
+            _parses(entry.args)
+            assert set(entry.env) <= settings, name
 
 
 def test_secrets_in_client_snippets_come_from_a_prompt_or_the_environment_never_a_literal_key() -> None:
@@ -429,7 +452,7 @@ def test_secrets_in_client_snippets_come_from_a_prompt_or_the_environment_never_
     assert inputs[reference]["type"] == "promptString" and inputs[reference]["password"] is True
     cursor = _json(CLIENTS / "cursor_mcp.json")["mcpServers"]["person-enrich"]["env"]
     assert cursor == {SECRET: f"${{env:{SECRET}}}"}
-    code = [env for _, _, env in _launch_specs()["claude_code.sh"] if env]
+    code = [e.env for e in stdio_entries()[STDIO_SHELL] if e.env]
     assert code == [{SECRET: f"${SECRET}"}]
     desktop = _json(CLIENTS / "claude_desktop_config.json")["mcpServers"]["person-enrich"]["env"]
     assert desktop == {SECRET: "your-crustdata-api-key"}
@@ -437,7 +460,7 @@ def test_secrets_in_client_snippets_come_from_a_prompt_or_the_environment_never_
 
 @pytest.mark.anyio
 async def test_the_snippet_launch_forms_start_the_installed_server(upstream: Upstream) -> None:
-    forms = {tuple(args) for entries in _launch_specs().values() for _, args, _ in entries}
+    forms = {tuple(e.args) for entries in stdio_entries().values() for e in entries}
     assert forms == {(), ("--sandbox",)}
     for args in sorted(forms):
         env = get_default_environment()
@@ -448,6 +471,48 @@ async def test_the_snippet_launch_forms_start_the_installed_server(upstream: Ups
                 assert c.server_info is not None and c.server_info.name == CONSOLE_SCRIPT_NAME
                 books = (await c.call_tool("get_budget", {})).structured_content
         assert books is not None and books["spent"] == "0.00", args
+
+
+# ── HTTP client snippets ──────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_every_http_snippet_connects_to_mcp_on_loopback_and_on_the_public_placeholder() -> None:
+    entries = http_entries()
+    assert set(entries) == set(HTTP_TOKEN_PLACEHOLDERS)
+    for name, servers in entries.items():
+        assert sorted(e.url for e in servers) == sorted([LOCAL_URL, PUBLIC_URL]), name
+        assert all(urlsplit(e.url).path == "/mcp" and e.transport == "http" for e in servers), name
+
+
+def test_every_http_snippet_sends_the_token_as_a_bearer_authorization_header() -> None:
+    for name, servers in http_entries().items():
+        for entry in servers:
+            assert entry.headers == {"Authorization": f"Bearer {HTTP_TOKEN_PLACEHOLDERS[name]}"}, name
+            assert with_token(entry, "t0ken") == {"Authorization": "Bearer t0ken"}
+
+
+def test_http_snippet_tokens_come_from_a_prompt_or_the_environment_never_a_literal() -> None:
+    vscode = _json(CLIENTS / "vscode_mcp_http.json")
+    (token_input,) = vscode["inputs"]
+    assert token_input == token_input | {"id": VSCODE_TOKEN_INPUT, "type": "promptString", "password": True}
+    # The shell snippets must expand the variable: it sits inside double quotes, never single ones.
+    for name in ("claude_code_http.sh", "inspector_http.sh"):
+        for line in shell_lines(CLIENTS / name):
+            assert f'--header "Authorization: Bearer ${TOKEN_VARIABLE}"' in line, name
+    # A client-side variable, never one the server reads (it could be mistaken for a server setting).
+    assert TOKEN_VARIABLE not in {o.env for o in OPTIONS}
+
+
+def test_the_public_placeholder_is_the_registry_remote_template_with_its_example_host() -> None:
+    (remote,) = _json(MANIFESTS / "server.json")["remotes"]
+    assert remote["url"].replace("{host}", remote["variables"]["host"]["placeholder"]) == PUBLIC_URL
+    (header,) = remote["headers"]
+    assert header["name"] == "Authorization" and header["value"] == "Bearer {token}"
+
+
+def test_the_http_inspector_snippet_pins_the_same_inspector_as_the_stdio_one() -> None:
+    pinned = {argv[2] for name in ("inspector.sh", "inspector_http.sh") for argv in shell_commands(CLIENTS / name)}
+    assert len(pinned) == 1, pinned
 
 
 # ── Docker ────────────────────────────────────────────────────────────────────────────────────────────────────
@@ -463,7 +528,7 @@ def _dockerfile() -> list[tuple[str, str]]:
 def _docker_runs() -> list[tuple[list[str], list[str]]]:
     """(-e variable names, arguments after the image) of each `docker run` in the docs."""
     runs: list[tuple[list[str], list[str]]] = []
-    for argv in _snippet_commands(CLIENTS / "docker.sh"):
+    for argv in shell_commands(CLIENTS / "docker.sh"):
         if argv[:2] != ["docker", "run"]:
             continue
         image = argv.index(CONSOLE_SCRIPT_NAME, 2)

@@ -9,6 +9,12 @@ hashed, so identifiers (emails are personal data) never appear in a shared store
 
 Search pages are cached too (by query and cursor, for at most `PAGE_TTL_SECONDS`, since the index changes):
 reading the same page twice in a session should not pay 0.03 a result twice.
+
+Every value also carries `subj`, the subject hashes (`privacy.subjects`) of the people in it: the identifier it
+is keyed by and every profile URL and email of its people, so `erase` can find and remove everything cached
+about a person (an email look-up's entry, a URL look-up's entry, a search page listing them) without the
+identifiers ever being stored in the clear. Which store holds the cache is the operator's choice
+(`PERSON_ENRICH_CACHE_URL`): process memory unless they opt in to a shared one.
 """
 
 from __future__ import annotations
@@ -20,9 +26,12 @@ from typing import Any, cast
 
 from person_enrich_mcp.api import EnrichMatch, SearchPage
 from person_enrich_mcp.fields import FieldSelection, project
+from person_enrich_mcp.privacy.subjects import hashes_of_all, identifier_hashes, person_hashes, subject_hash
 from person_enrich_mcp.state import StateStore
 
 PAGE_TTL_SECONDS = 3_600.0
+PROFILE_PREFIX = "profile:"
+PAGE_PREFIX = "page:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +80,17 @@ class ProfileCache:
         self._ttl = ttl_seconds
         self._negative_ttl = negative_ttl_seconds
 
+    def __repr__(self) -> str:
+        return f"ProfileCache(ttl={self._ttl})"
+
+    @property
+    def ttl_seconds(self) -> float:
+        """How long a matched profile is kept."""
+        return self._ttl
+
     def _key(self, kind: str, identifier: str) -> str:
         digest = hashlib.sha256(f"{kind}\0{identifier}".encode()).hexdigest()[:40]
-        return f"profile:{self._scope}:{digest}"
+        return f"{PROFILE_PREFIX}{self._scope}:{digest}"
 
     async def entry(self, kind: str, identifier: str) -> CachedEntry | None:
         """The live entry for an identifier, if any."""
@@ -112,25 +129,119 @@ class ProfileCache:
         stored = [
             {"confidence_score": m.confidence_score, "person_data": project(m.person_data, selection)} for m in matches
         ]
-        entry: dict[str, Any] = {"sel": list(selection.paths), "min": min_score or 0.0, "matches": stored}
+        subjects = identifier_hashes(identifier) | hashes_of_all(m.person_data for m in matches)
+        subjects.update(subject_hash("url", url) for url in profile_urls if url)
+        entry: dict[str, Any] = {
+            "sel": list(selection.paths),
+            "min": min_score or 0.0,
+            "matches": stored,
+            "subj": sorted(subjects),
+        }
         if any(profile_urls):
             entry["urls"] = list(profile_urls)
         ttl = self._ttl if matches else self._negative_ttl
         await self._store.cache_put(self._key(kind, identifier), json.dumps(entry, separators=(",", ":")), ttl)
 
+    async def drop(self, kind: str, identifier: str) -> None:
+        """Remove one identifier's entry for good (a person found to be on the opt-out list)."""
+        await self._store.cache_delete([self._key(kind, identifier)])
+
     def _page_key(self, query: str) -> str:
         digest = hashlib.sha256(f"page\0{query}".encode()).hexdigest()[:40]
-        return f"page:{self._scope}:{digest}"
+        return f"{PAGE_PREFIX}{self._scope}:{digest}"
 
     async def get_page(self, query: str) -> SearchPage | None:
         """A search page read before for exactly this query and cursor, if still fresh."""
+        found = await self.get_page_entry(query)
+        return found[0] if found is not None else None
+
+    async def get_page_entry(self, query: str) -> tuple[SearchPage, int] | None:
+        """A cached search page and how many of its rows were withheld for the opt-out list when it was stored."""
         if self._ttl <= 0:
             return None
         raw = await self._store.cache_get(self._page_key(query))
-        return None if raw is None else SearchPage.model_validate_json(raw)
+        if raw is None:
+            return None
+        stored: Any = json.loads(raw)
+        if not isinstance(stored, dict) or "page" not in stored:
+            return None  # written by an older version: read again
+        entry = cast(dict[str, Any], stored)
+        return SearchPage.model_validate(entry["page"]), int(entry.get("withheld") or 0)
 
-    async def put_page(self, query: str, page: SearchPage) -> None:
-        """Remember a search page (it holds only the profile URLs search_then_enrich asked for)."""
+    async def put_page(self, query: str, page: SearchPage, *, withheld: int = 0) -> None:
+        """Remember a search page (it holds only the profile URLs search_then_enrich asked for, and only of people
+        not on the opt-out list: `withheld` says how many rows were left out)."""
         if self._ttl <= 0:
             return
-        await self._store.cache_put(self._page_key(query), page.model_dump_json(), min(self._ttl, PAGE_TTL_SECONDS))
+        value: dict[str, Any] = {"page": page.model_dump(mode="json"), "subj": sorted(hashes_of_all(page.profiles))}
+        if withheld:
+            value["withheld"] = withheld
+        await self._store.cache_put(
+            self._page_key(query), json.dumps(value, separators=(",", ":")), min(self._ttl, PAGE_TTL_SECONDS)
+        )
+
+    # --- erasure and expiry ----------------------------------------------------------------------------------------
+
+    async def about(self, hashes: set[str] | frozenset[str]) -> list[tuple[str, dict[str, Any]]]:
+        """Every live entry (of any API key's scope) about the people these subject hashes name, as
+        (`profile` or `page`, the stored value): what `erase` would remove, and what an access request is owed."""
+        found: list[tuple[str, dict[str, Any]]] = []
+        if not hashes:
+            return found
+        for prefix, kind in ((PROFILE_PREFIX, "profile"), (PAGE_PREFIX, "page")):
+            for key, value in await self._store.cache_items(prefix):
+                if not hashes.isdisjoint(_subjects_of(value)):
+                    found.append((kind, {"key": key, **cast(dict[str, Any], json.loads(value))}))
+        return found
+
+    async def erase(self, hashes: set[str] | frozenset[str], *, dry_run: bool = False) -> Erased:
+        """Remove every entry (of any API key's scope) about the people these subject hashes name: the entries
+        keyed by their identifiers, email look-ups that returned them, search pages that listed them."""
+        entries = await self.about(hashes)
+        erased = Erased(
+            profiles=sum(kind == "profile" for kind, _ in entries), pages=sum(kind == "page" for kind, _ in entries)
+        )
+        if entries and not dry_run:
+            await self._store.cache_delete([str(value["key"]) for _, value in entries])
+        return erased
+
+    async def purge_expired(self) -> int:
+        """Remove expired entries for good, whether or not anyone read them again."""
+        return await self._store.cache_purge_expired()
+
+
+@dataclass(slots=True)
+class Erased:
+    """What `erase` removed (or, in a dry run, would remove)."""
+
+    profiles: int = 0
+    pages: int = 0
+
+    @property
+    def total(self) -> int:
+        """Entries in all."""
+        return self.profiles + self.pages
+
+
+def _subjects_of(value: str) -> set[str]:
+    """The subject hashes of a cached value: those it was stored with, and those its data reveals."""
+    try:
+        stored: Any = json.loads(value)
+    except ValueError:
+        return set()
+    if not isinstance(stored, dict):
+        return set()
+    entry = cast(dict[str, Any], stored)
+    found = {str(h) for h in cast(list[Any], entry.get("subj") or [])}
+    people: list[Any] = []
+    if isinstance(entry.get("matches"), list):
+        people = [
+            cast(dict[str, Any], m).get("person_data") for m in cast(list[Any], entry["matches"]) if isinstance(m, dict)
+        ]
+    elif isinstance(entry.get("page"), dict):
+        people = cast(list[Any], cast(dict[str, Any], entry["page"]).get("profiles") or [])
+    for person in people:
+        if isinstance(person, dict):
+            found |= person_hashes(cast(dict[str, Any], person))
+    found.update(subject_hash("url", str(url)) for url in cast(list[Any], entry.get("urls") or []) if url)
+    return found

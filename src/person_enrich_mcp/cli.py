@@ -1,4 +1,5 @@
-"""Command line: serve MCP over stdio (the default), run the sandbox, or run the demo."""
+"""Command line: serve MCP over stdio (the default), run the sandbox or the demo, and the operator's commands
+(`check`, `token`, and for people's requests `suppress`, `forget`, `audit find`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pydantic import SecretStr
 
 from person_enrich_mcp import __version__
 from person_enrich_mcp.errors import ConfigurationError
+from person_enrich_mcp.privacy import cli as privacy_cli
 from person_enrich_mcp.sandbox import cli as sandbox_cli
 from person_enrich_mcp.settings import OPTIONS, Settings, load_settings
 
@@ -67,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument(
         "name", metavar="NAME", help="the principal the token authenticates (budgets are per principal)"
     )
+    privacy_cli.add_commands(commands)
     return parser
 
 
@@ -160,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "token":
             return _token(args)
         settings = load_settings(_flags(args))
+        if args.command in privacy_cli.COMMANDS:
+            return privacy_cli.run(args, settings)  # the operator's commands need no API key
         if not args.sandbox:
             settings.require_api_key()
         if args.command == "check":

@@ -3,7 +3,10 @@
     PersonEnrichError
     ├── ConfigurationError                  bad or missing settings (startup only)
     ├── InputError                          arguments rejected locally, before anything is spent
-    │   └── PlanRestrictionError            the account's plan lacks an endpoint or field the call needs
+    │   ├── PlanRestrictionError            the account's plan lacks an endpoint or field the call needs
+    │   ├── FieldDeniedError                the operator forbids a field (PERSON_ENRICH_DENY_FIELDS)
+    │   └── SuppressedFilterError           a search filter names someone on the operator's opt-out list
+    ├── PrivacyUnavailableError             the opt-out list or the audit log cannot be used: no look-ups until fixed
     ├── SpendRefusedError                   the call was not made; nothing was spent
     │   ├── BudgetExceededError             estimate does not fit the session budget
     │   ├── AccountBalanceError             estimate is above the upstream account's balance
@@ -64,6 +67,24 @@ class PlanRestrictionError(InputError):
     """The account's plan does not include an endpoint or field the call needs; found out for free, nothing sent."""
 
     code = "not_in_plan"
+
+
+class FieldDeniedError(InputError):
+    """The operator of this server forbids a requested field; nothing was sent or spent."""
+
+    code = "field_denied"
+
+
+class SuppressedFilterError(InputError):
+    """A search filter value names a person (or domain) on the operator's opt-out list; nothing was sent."""
+
+    code = "suppressed"
+
+
+class PrivacyUnavailableError(PersonEnrichError):
+    """The opt-out list or the audit log cannot be used, so no look-up is made (fail closed)."""
+
+    code = "privacy_unavailable"
 
 
 class SpendRefusedError(PersonEnrichError):
@@ -272,7 +293,7 @@ def model_message(exc: PersonEnrichError, *, already_charged: Decimal = Decimal(
 
 
 def _describe(exc: PersonEnrichError) -> str:
-    if isinstance(exc, InputError | SpendRefusedError | ConfigurationError):
+    if isinstance(exc, InputError | SpendRefusedError | ConfigurationError | PrivacyUnavailableError):
         return str(exc)
     if isinstance(exc, AuthenticationError):
         return (

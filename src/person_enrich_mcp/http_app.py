@@ -2,10 +2,12 @@
 
 `person-enrich-mcp --transport http [--host 127.0.0.1] [--port 8000]` serves both protocol eras the SDK
 supports at `/mcp`, plus `/healthz` (liveness), `/readyz` (upstream configuration and state store) and
-`/metrics` (Prometheus text, optionally behind a token). Budgets, reservations, the cache and the rate limiter
-live in the store named by `PERSON_ENRICH_STATE_URL`, so several replicas behind one load balancer share them
-through Redis. Every route checks the Host allowlist; connections get a header deadline, an idle timeout and a
-cap (`http_guards`); legacy sessions are capped per principal (`http_sessions`).
+`/metrics` (Prometheus text, optionally behind a token). Budgets, reservations and the rate limiter live in the
+store named by `PERSON_ENRICH_STATE_URL`, so several replicas behind one load balancer share them through Redis;
+the profile cache (person data) stays in each replica's memory unless `PERSON_ENRICH_CACHE_URL` says otherwise.
+`/readyz` fails while the opt-out list or the audit log cannot be used (the server refuses every look-up then).
+Every route checks the Host allowlist; connections get a header deadline, an idle timeout and a cap
+(`http_guards`); legacy sessions are capped per principal (`http_sessions`).
 """
 
 from __future__ import annotations
@@ -35,10 +37,11 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from person_enrich_mcp.auth import SCOPE, TokenFileVerifier
-from person_enrich_mcp.errors import ConfigurationError
+from person_enrich_mcp.errors import ConfigurationError, PrivacyUnavailableError
 from person_enrich_mcp.http_guards import REALM, HostAllowlist, RequireToken, bind, header_deadline_protocol
 from person_enrich_mcp.http_sessions import PrincipalSessionManager, SessionGate
 from person_enrich_mcp.metrics import Metrics
+from person_enrich_mcp.privacy.setup import open_privacy
 from person_enrich_mcp.server import build_server
 from person_enrich_mcp.settings import Settings
 from person_enrich_mcp.state import StateStore, open_store
@@ -180,9 +183,10 @@ def build_http_app(
         ConfigurationError: for an unsafe or incomplete HTTP configuration, or a bad state URL.
     """
     auth = _auth(settings, host, port)
+    privacy = open_privacy(settings)
     store: StateStore = open_store(settings.state_url)
     metrics = Metrics(principal_names=settings.metrics_principal_names)
-    server = build_server(settings, transport=transport, store_factory=lambda: store, metrics=metrics)
+    server = build_server(settings, transport=transport, store_factory=lambda: store, metrics=metrics, privacy=privacy)
     security = transport_security(settings)
     # The SDK builds its session manager inside `streamable_http_app()`, with no seam for a per-principal cap:
     # the same app is assembled here around our manager, from the SDK's public parts.
@@ -207,6 +211,14 @@ def build_http_app(
             await store.ping()
         except Exception as exc:  # any failure to reach the store means "not ready", whatever the backend
             problems.append(f"state store unreachable ({type(exc).__name__})")
+        try:  # a server that refuses every look-up (fail closed) should not be sent traffic
+            privacy.opt_outs.require()
+        except PrivacyUnavailableError:
+            problems.append("opt-out list unreadable (PERSON_ENRICH_SUPPRESSION_FILE)")
+        try:
+            privacy.audit.require()
+        except PrivacyUnavailableError:
+            problems.append("audit log unwritable (PERSON_ENRICH_AUDIT_LOG)")
         return JSONResponse({"ready": not problems, "problems": problems}, status_code=503 if problems else 200)
 
     mcp_endpoint: ASGIApp = SessionGate(sessions, metrics)

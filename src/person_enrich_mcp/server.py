@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
 
+import anyio
 import httpx2
 from mcp.server import MCPServer
 from mcp.server.auth.provider import TokenVerifier
@@ -38,14 +40,17 @@ from person_enrich_mcp.cache import ProfileCache
 from person_enrich_mcp.errors import format_credits
 from person_enrich_mcp.metrics import Metrics
 from person_enrich_mcp.pricing import PriceTable
+from person_enrich_mcp.privacy.housekeeping import Housekeeper
+from person_enrich_mcp.privacy.setup import Privacy, open_privacy, where_person_data_lives
 from person_enrich_mcp.settings import Settings
-from person_enrich_mcp.state import StateStore, open_store
+from person_enrich_mcp.state import StateStore, open_cache_store, open_store
 from person_enrich_mcp.tools.budget import get_budget
 from person_enrich_mcp.tools.context import AppState
 from person_enrich_mcp.tools.enrich import enrich_person_by_email, enrich_person_by_url
 from person_enrich_mcp.tools.search import search_then_enrich
 
 SERVER_NAME = "person-enrich-mcp"
+logger = logging.getLogger(__name__)
 
 INSTRUCTIONS = (
     "Look people up in a paid person-data API. Every look-up spends credits from this session's budget "
@@ -144,8 +149,9 @@ def _tool(spec: ToolSpec) -> Tool:
     return tool
 
 
-def field_catalog() -> dict[str, Any]:
-    """The resource listing every valid field path, its section and its documented credit add-on."""
+def field_catalog(denied: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The resource listing every valid field path, its section and its documented credit add-on (and the fields
+    the operator forbids, when there are any)."""
     prices = PriceTable.documented(Dialect.CURRENT)
     return {
         "pricing": {
@@ -168,7 +174,7 @@ def field_catalog() -> dict[str, Any]:
             else {"path": path, "section": fields.section_of(path)}
             for path in fields.ALL_PATHS
         ],
-    }
+    } | ({"denied_by_operator": list(denied)} if denied else {})
 
 
 def configured_rpm(settings: Settings) -> dict[str, int | None]:
@@ -196,18 +202,23 @@ def build_server(
     metrics: Metrics | None = None,
     token_verifier: TokenVerifier | None = None,
     auth: AuthSettings | None = None,
+    cache_store_factory: Callable[[], StateStore] | None = None,
+    privacy: Privacy | None = None,
 ) -> MCPServer[AppState]:
     """The MCP server: tools, the field-catalog resource, and a lifespan that owns the client and the state.
 
     `token_verifier` and `auth` (HTTP only) are the SDK's seam for bearer-token auth; any verifier that maps
     a token to an `AccessToken` whose `client_id` is the principal works, an OAuth resource server included.
+    `cache_store_factory` replaces the store `PERSON_ENRICH_CACHE_URL` names (the server closes neither).
 
     Raises:
-        ConfigurationError: when no API key is configured (and this is not the sandbox).
+        ConfigurationError: when no API key is configured (and this is not the sandbox), or when the opt-out file,
+            the audit log, the denied fields or the cache URL cannot be used.
     """
     settings.require_api_key()
     fingerprint = _key_fingerprint(settings)
     counters = metrics if metrics is not None else Metrics(principal_names=settings.metrics_principal_names)
+    guard = privacy if privacy is not None else open_privacy(settings)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncGenerator[AppState]:
@@ -245,6 +256,18 @@ def build_server(
             refresh_seconds=settings.account_refresh_seconds,
             balance_seconds=settings.account_balance_seconds,
         )
+        if cache_store_factory is not None:
+            cache_store, owns_cache_store = cache_store_factory(), False
+        else:
+            cache_store, owns_cache_store = open_cache_store(settings.cache_url, store)
+        where, persistent = where_person_data_lives(settings)
+        logger.log(logging.WARNING if persistent else logging.INFO, "%s", where)
+        cache = ProfileCache(
+            cache_store,
+            scope=fingerprint,
+            ttl_seconds=settings.cache_ttl_seconds,
+            negative_ttl_seconds=settings.negative_cache_ttl_seconds,
+        )
         state = AppState(
             settings=settings,
             api=api,
@@ -259,20 +282,33 @@ def build_server(
                 reservation_ttl=settings.reservation_ttl_seconds,
                 metrics=counters,
             ),
-            cache=ProfileCache(
-                store,
-                scope=fingerprint,
-                ttl_seconds=settings.cache_ttl_seconds,
-                negative_ttl_seconds=settings.negative_cache_ttl_seconds,
-            ),
+            cache=cache,
             process_session=f"process:{uuid.uuid4().hex}",
             sandbox=settings.sandbox,
+            opt_outs=guard.opt_outs,
+            audit=guard.audit,
+            policy=guard.policy,
+        )
+        housekeeper = Housekeeper(
+            cache=cache,
+            cache_store=cache_store,
+            state_store=store,
+            opt_outs=guard.opt_outs,
+            interval_seconds=settings.housekeeping_seconds,
         )
         try:
-            yield state
+            async with anyio.create_task_group() as background:
+                background.start_soon(housekeeper.run)
+                try:
+                    yield state
+                finally:
+                    background.cancel_scope.cancel()
         finally:
             await api.aclose()
+            if owns_cache_store:
+                await cache_store.aclose()
             await store.aclose()
+            guard.audit.close()  # reopened by the next record if this server starts again
 
     server = MCPServer[AppState](
         SERVER_NAME,
@@ -293,6 +329,6 @@ def build_server(
         mime_type="application/json",
     )
     def field_catalog_resource() -> str:  # pyright: ignore[reportUnusedFunction]
-        return json.dumps(field_catalog(), separators=(",", ":"))
+        return json.dumps(field_catalog(guard.policy.denied), separators=(",", ":"))
 
     return server

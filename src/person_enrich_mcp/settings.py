@@ -98,7 +98,40 @@ OPTIONS: tuple[Option, ...] = (
         "state_url",
         "PERSON_ENRICH_STATE_URL",
         "--state-url",
-        "where budgets, cache and rate limits live: memory://, sqlite:///path or redis://host:port/db",
+        "where budgets, receipts and rate limits live: memory://, sqlite:///path or redis://host:port/db",
+    ),
+    Option(
+        "cache_url",
+        "PERSON_ENRICH_CACHE_URL",
+        "--cache-url",
+        "where person data (the profile cache and search pages) lives: memory:// (this process only), shared (the "
+        "state store), or its own sqlite:///path or redis://host:port/db",
+    ),
+    Option(
+        "suppression_file",
+        "PERSON_ENRICH_SUPPRESSION_FILE",
+        "--suppression-file",
+        "opt-out list: sha256 hashes of profile URLs, emails and @domains never looked up (`suppress add` writes it)",
+    ),
+    Option(
+        "deny_fields",
+        "PERSON_ENRICH_DENY_FIELDS",
+        "--deny-fields",
+        "comma-separated fields or tiers this server never fetches, e.g. contact.personal_emails,contact.phone_numbers",
+    ),
+    Option(
+        "audit_log",
+        "PERSON_ENRICH_AUDIT_LOG",
+        "--audit-log",
+        "append-only JSON-lines audit trail of every upstream request (a file path, or stderr), people named by "
+        "salted hashes",
+    ),
+    Option(
+        "audit_salt_file",
+        "PERSON_ENRICH_AUDIT_SALT_FILE",
+        "--audit-salt-file",
+        "the audit log's secret salt file (default: the log's path + .salt, created on first start; required for "
+        "stderr)",
     ),
     Option(
         "principal_budget",
@@ -243,6 +276,13 @@ class Settings(BaseModel):
     retry_max_delay: float = Field(default=8.0, ge=0)
     sandbox: bool = False
     state_url: str = "memory://"
+    cache_url: str = "memory://"
+    suppression_file: str | None = None
+    deny_fields: tuple[str, ...] | None = None
+    audit_log: str | None = None
+    audit_salt_file: str | None = None
+    # How often a running server purges expired cache entries, re-reads the opt-out list and applies erasures.
+    housekeeping_seconds: float = Field(default=10.0, gt=0, le=3600)
     principal_budget: Decimal = Field(default=Decimal(500), ge=0)
     principal_window_seconds: float = Field(default=86_400.0, gt=0)
     reservation_ttl_seconds: float = Field(default=900.0, gt=0)
@@ -307,7 +347,7 @@ def load_settings(flags: Mapping[str, Any] | None = None, environ: Mapping[str, 
         for name in ("session_budget", "confirm_above", "principal_budget"):
             if name in values:
                 values[name] = Decimal(str(values[name]))
-        for name in ("allowed_hosts", "allowed_origins"):
+        for name in ("allowed_hosts", "allowed_origins", "deny_fields"):
             if isinstance(values.get(name), str):
                 values[name] = tuple(part.strip() for part in values[name].split(",") if part.strip())
         return Settings(**values)

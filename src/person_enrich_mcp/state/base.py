@@ -137,6 +137,18 @@ class StateStore(Protocol):
         """Store a value for `ttl_seconds` (0 or less removes it)."""
         ...
 
+    async def cache_items(self, prefix: str) -> list[tuple[str, str]]:
+        """Every live cached (key, value) whose key starts with `prefix` (a full scan: for erasure, not hot paths)."""
+        ...
+
+    async def cache_delete(self, keys: Sequence[str]) -> int:
+        """Remove cached values for good (no copy left in the backend's files); returns how many existed."""
+        ...
+
+    async def cache_purge_expired(self) -> int:
+        """Remove every expired cached value for good; returns how many were removed."""
+        ...
+
     async def take_slot(self, bucket: str, limit: int, window_seconds: float) -> float:
         """Take one request slot in a sliding window: 0.0 if taken, else seconds until one frees."""
         ...

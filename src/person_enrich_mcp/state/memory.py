@@ -227,6 +227,32 @@ class MemoryStore:
             while len(self._cache) > self._max_cache_entries:
                 self._cache.popitem(last=False)
 
+    async def cache_items(self, prefix: str) -> list[tuple[str, str]]:
+        """Live entries under a key prefix."""
+        with self._lock:
+            now = self._clock()
+            return [(k, v) for k, (at, v) in self._cache.items() if k.startswith(prefix) and at > now]
+
+    async def cache_delete(self, keys: Sequence[str]) -> int:
+        """Drop entries (the dictionary's reference is the only one the store holds)."""
+        with self._lock:
+            return sum(self._cache.pop(key, None) is not None for key in keys)
+
+    async def cache_purge_expired(self) -> int:
+        """Drop every expired entry, read or not."""
+        with self._lock:
+            now = self._clock()
+            expired = [key for key, (at, _) in self._cache.items() if at <= now]
+            for key in expired:
+                del self._cache[key]
+            return len(expired)
+
+    @property
+    def cache_size(self) -> int:
+        """Entries held right now, expired ones included until they are purged or read."""
+        with self._lock:
+            return len(self._cache)
+
     async def take_slot(self, bucket: str, limit: int, window_seconds: float) -> float:
         """Sliding-window log: a slot is free when fewer than `limit` requests started in the last window."""
         with self._lock:

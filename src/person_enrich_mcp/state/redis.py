@@ -9,7 +9,7 @@ not known in advance.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from typing import Any, cast
 
@@ -203,6 +203,11 @@ return tostring(math.max(tonumber(oldest[2]) + window - now, 0.001))
 """
 
 
+def _glob_escape(text: str) -> str:
+    """`text` matched literally by a Redis glob pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
 def _account_json(account: Account) -> dict[str, Any]:
     return {**encode_accounts([account])[0], "limit_micro": str(to_micro(account.limit))}
 
@@ -292,6 +297,31 @@ class RedisStore:
             await self._redis.delete(f"{PREFIX}cache:{key}")
             return
         await self._redis.set(f"{PREFIX}cache:{key}", value, px=max(int(ttl_seconds * 1000), 1))
+
+    async def cache_items(self, prefix: str) -> list[tuple[str, str]]:
+        """Live entries under a key prefix: a SCAN of the keyspace, then the values in batches."""
+        pattern = f"{PREFIX}cache:{_glob_escape(prefix)}*"
+        scan = cast(AsyncIterator[str], self._redis.scan_iter(match=pattern, count=1000))  # pyright: ignore[reportUnknownMemberType]
+        keys = [key async for key in scan]
+        found: list[tuple[str, str]] = []
+        strip = len(f"{PREFIX}cache:")
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            values = cast(list[str | None], await self._redis.mget(chunk))
+            found.extend((key[strip:], value) for key, value in zip(chunk, values, strict=True) if value is not None)
+        return found
+
+    async def cache_delete(self, keys: Sequence[str]) -> int:
+        """Delete entries (Redis frees them at once; persistence files are the operator's, see docs/privacy.md)."""
+        removed = 0
+        wanted = [f"{PREFIX}cache:{key}" for key in keys]
+        for start in range(0, len(wanted), 500):
+            removed += int(await self._redis.delete(*wanted[start : start + 500]))
+        return removed
+
+    async def cache_purge_expired(self) -> int:
+        """Nothing to do: Redis removes expired keys itself (`PX` on every cached value)."""
+        return 0
 
     async def take_slot(self, bucket: str, limit: int, window_seconds: float) -> float:
         """Sliding-window log in a sorted set, on Redis's clock: the same limit for every replica."""

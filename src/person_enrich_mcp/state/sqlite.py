@@ -3,11 +3,17 @@
 Every operation is one `BEGIN IMMEDIATE` transaction, so reservations are atomic across processes. Amounts
 are stored as integer millionths of a credit and times as wall-clock seconds (they outlive the process).
 `touched` records when each account was last written (and its window), so books nobody uses are forgotten.
+
+Deleted cache rows leave no copy in the files: `secure_delete` zeroes freed space, and after a deletion of
+cached values the write-ahead log is checkpointed and truncated, so the old pages it held are gone too. A value
+replaced by a newer one leaves its old page image in the log until then, so `cache_purge_expired` (which a running
+server calls every few seconds) also truncates the log whenever this store wrote to the cache since it last did.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -36,7 +42,11 @@ from person_enrich_mcp.state.base import (
 )
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 _REAPED_MEMORY_SECONDS = 86_400.0
+# A checkpoint waits for readers of other connections to finish; this many tries, this far apart.
+_CHECKPOINT_TRIES = 20
+_CHECKPOINT_PAUSE = 0.05
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spend (
@@ -69,11 +79,13 @@ class SQLiteStore:
         self._path = str(path)
         self._clock = clock
         self._lock = threading.Lock()
+        self._cache_written = False  # since the log was last truncated
         if self._path != ":memory:":
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=30.0)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA secure_delete=ON")  # freed pages and cells are zeroed, not left readable
         self._db.executescript(_SCHEMA)
         self._pruned_at = 0.0
 
@@ -318,22 +330,76 @@ class SQLiteStore:
         return await self._run(work)
 
     async def cache_put(self, key: str, value: str, ttl_seconds: float) -> None:
-        """Store a value (0 or less removes it); expired rows are swept as a side effect."""
+        """Store a value (0 or less removes it); expired rows are swept (for good) as a side effect."""
 
-        def work(db: sqlite3.Connection, now: float) -> None:
+        def work(db: sqlite3.Connection, now: float) -> int:
             if ttl_seconds <= 0:
-                db.execute("DELETE FROM cache WHERE key = ?", (key,))
-                return
+                return db.execute("DELETE FROM cache WHERE key = ?", (key,)).rowcount
             db.execute(
                 "INSERT INTO cache (key, value, expires_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
                 (key, value, now + ttl_seconds),
             )
-            db.execute(
+            return db.execute(
                 "DELETE FROM cache WHERE rowid IN (SELECT rowid FROM cache WHERE expires_at <= ? LIMIT 100)", (now,)
-            )
+            ).rowcount
 
-        await self._run(work)
+        self._cache_written = True
+        if await self._run(work):
+            await anyio.to_thread.run_sync(self._truncate_log)
+
+    async def cache_items(self, prefix: str) -> list[tuple[str, str]]:
+        """Live rows under a key prefix (a range scan of the primary key)."""
+
+        def work(db: sqlite3.Connection, now: float) -> list[tuple[str, str]]:
+            rows = db.execute(
+                "SELECT key, value FROM cache WHERE key >= ? AND key < ? AND expires_at > ?",
+                (prefix, prefix + "\U0010ffff", now),
+            ).fetchall()
+            return [(str(k), str(v)) for k, v in rows]
+
+        return await self._run(work)
+
+    async def cache_delete(self, keys: Sequence[str]) -> int:
+        """Delete rows, then checkpoint and truncate the write-ahead log so no old copy remains on disk."""
+        wanted = list(keys)
+
+        def work(db: sqlite3.Connection, _now: float) -> int:
+            removed = 0
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                removed += db.execute(f"DELETE FROM cache WHERE key IN ({marks})", chunk).rowcount
+            return removed
+
+        removed = await self._run(work)
+        if removed:
+            await anyio.to_thread.run_sync(self._truncate_log)
+        return removed
+
+    async def cache_purge_expired(self) -> int:
+        """Delete every expired row, and truncate the log if that removed anything or values were written (replaced
+        values leave their old page images there)."""
+
+        def work(db: sqlite3.Connection, now: float) -> int:
+            return db.execute("DELETE FROM cache WHERE expires_at <= ?", (now,)).rowcount
+
+        removed = await self._run(work)
+        if removed or self._cache_written:
+            await anyio.to_thread.run_sync(self._truncate_log)
+        return removed
+
+    def _truncate_log(self) -> None:
+        """Copy the write-ahead log into the database and empty it (retried while another reader holds it)."""
+        for attempt in range(_CHECKPOINT_TRIES):
+            with self._lock:
+                busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                self._cache_written = False
+                return
+            if attempt + 1 < _CHECKPOINT_TRIES:
+                time.sleep(_CHECKPOINT_PAUSE)  # a worker thread: another connection is mid-read
+        logger.warning("could not truncate the SQLite write-ahead log of %s (busy); retried later", self._path)
 
     async def take_slot(self, bucket: str, limit: int, window_seconds: float) -> float:
         """Sliding-window log shared by every process on this host."""

@@ -17,6 +17,9 @@ from person_enrich_mcp.api.limiter import act_for
 from person_enrich_mcp.budget import Budget, Owner
 from person_enrich_mcp.cache import ProfileCache
 from person_enrich_mcp.errors import PersonEnrichError
+from person_enrich_mcp.privacy.audit import AuditCall, AuditLog, DisabledAudit
+from person_enrich_mcp.privacy.guard import OptOuts
+from person_enrich_mcp.privacy.policy import FieldPolicy
 from person_enrich_mcp.settings import Settings
 from person_enrich_mcp.state import StateStore
 from person_enrich_mcp.tools.results import failure
@@ -34,6 +37,9 @@ class AppState:
     cache: ProfileCache
     process_session: str
     sandbox: bool
+    opt_outs: OptOuts
+    audit: AuditLog | DisabledAudit
+    policy: FieldPolicy
 
 
 ToolContext = Context[AppState, Any]
@@ -68,6 +74,12 @@ def owner_of(ctx: ToolContext) -> Owner:
     if session_id and ctx.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
         return Owner.legacy(principal, session_id)
     return Owner.sessionless(principal)
+
+
+def audit_call(ctx: ToolContext, tool: str) -> AuditCall:
+    """The audit records of this tool call, naming its session and principal."""
+    owner = owner_of(ctx)
+    return app_state(ctx).audit.call(tool, owner.session, owner.principal)
 
 
 def progress_reporter(ctx: ToolContext) -> Callable[[int, int], Awaitable[None]]:

@@ -12,9 +12,17 @@ from person_enrich_mcp.budget import Reservation
 from person_enrich_mcp.errors import InputError, PersonEnrichError, model_message
 from person_enrich_mcp.fields import parse_fields
 from person_enrich_mcp.identifiers import IdentifierBatch, check_business_emails, check_profile_urls
+from person_enrich_mcp.privacy.policy import FieldPolicy
 from person_enrich_mcp.tools import enrichment
 from person_enrich_mcp.tools.confirm import SpendApproval, SpendDecision, decide, over_balance, refusal
-from person_enrich_mcp.tools.context import ToolContext, app_state, failed, owner_of, progress_reporter
+from person_enrich_mcp.tools.context import (
+    ToolContext,
+    app_state,
+    audit_call,
+    failed,
+    owner_of,
+    progress_reporter,
+)
 from person_enrich_mcp.tools.lookups import Fetched, Kind, Lookup
 from person_enrich_mcp.tools.params import Fields, MaxCredits
 from person_enrich_mcp.tools.results import EnrichResult, enrich_summary, success
@@ -38,6 +46,7 @@ MinScore = Annotated[
 
 
 def _lookup(
+    policy: FieldPolicy,
     kind: Kind,
     identifiers: list[str],
     fields: list[str] | None,
@@ -46,8 +55,12 @@ def _lookup(
     force_fetch: bool = False,
     enrich_realtime: bool = False,
 ) -> Lookup:
-    """Validate everything the caller sent; raises `InputError` when nothing can be looked up."""
-    selection = parse_fields(fields)
+    """Validate everything the caller sent against the catalog and the operator's field policy.
+
+    Raises:
+        InputError: when nothing can be looked up, or a field is unknown or denied by the operator.
+    """
+    selection = policy.apply(parse_fields(fields), explicit=bool(fields), kind=kind)
     batch: IdentifierBatch = check_profile_urls(identifiers) if kind == "url" else check_business_emails(identifiers)
     if not batch.accepted:
         reasons = "; ".join(f"{p.identifier[:120]!r}: {p.reason}" for p in batch.problems[:5])
@@ -58,7 +71,8 @@ def _lookup(
 async def _quote_or_skip(ctx: ToolContext, lookup_args: dict[str, Any], max_credits: float | None, tool: str) -> Any:
     """Resolver body shared by both tools: plan against the cache and decide on confirmation."""
     try:
-        the_plan = await enrichment.plan(app_state(ctx), _lookup(**lookup_args))
+        app = app_state(ctx)
+        the_plan = await enrichment.plan(app, _lookup(app.policy, **lookup_args))
     except PersonEnrichError:
         return SpendDecision(approved=True, how="not_needed")  # the tool body reports the problem
     return await decide(ctx, the_plan.quote, max_credits, tool=tool)
@@ -99,10 +113,13 @@ async def run_lookup(
     """The path of one enrich call: validate, plan, confirm, reserve, fetch, settle, assemble."""
     app = app_state(ctx)
     owner = owner_of(ctx)
+    call = audit_call(ctx, tool)
     reservation: Reservation | None = None
     try:
-        lookup = _lookup(**build)
+        lookup = _lookup(app.policy, **build)
         the_plan = await enrichment.plan(app, lookup)
+        call.cache_hits = len(the_plan.hits)
+        call.suppressed(lookup.kind, list(the_plan.suppressed), lookup.selection.paths)
         view = await app.budget.view(owner)
         refused = over_balance(the_plan.quote, the_plan.view.balance) if the_plan.to_fetch else None
         refused = refused or refusal(
@@ -114,7 +131,7 @@ async def run_lookup(
         if the_plan.to_fetch:
             reservation = app.budget.reserve(owner, the_plan.quote)
             async with reservation:
-                fetched = await enrichment.fetch(app, the_plan, reservation, progress_reporter(ctx))
+                fetched = await enrichment.fetch(app, the_plan, reservation, progress_reporter(ctx), call)
     except PersonEnrichError as exc:
         if reservation is not None and (reservation.charged or reservation.unverified):
             # The failing request itself reported a bill: the call cost something, so it gets a receipt.
@@ -134,6 +151,7 @@ async def run_lookup(
         model_message(fetched.failure, already_charged=receipt.charged) if fetched.failure is not None else None
     )
     result = enrichment.assemble(app, the_plan, fetched, receipt, incomplete=incomplete)
+    call.served_from_cache(lookup.kind, list(the_plan.hits), lookup.selection.paths)
     return success(result, enrich_summary(result))
 
 

@@ -25,6 +25,8 @@ from person_enrich_mcp.errors import PlanRestrictionError, format_credits
 from person_enrich_mcp.fields import FieldSelection, fit_to_size, json_size, project
 from person_enrich_mcp.identifiers import IdentifierBatch, check_profile_urls
 from person_enrich_mcp.pricing import PriceTable
+from person_enrich_mcp.privacy.audit import AuditCall
+from person_enrich_mcp.privacy.guard import SUPPRESSED_FOUND, SUPPRESSED_UNSENT
 from person_enrich_mcp.tools import upstream
 from person_enrich_mcp.tools.context import AppState
 from person_enrich_mcp.tools.lookups import MATCH_TYPES, Fetched, Kind, Lookup, Need, Plan
@@ -192,25 +194,55 @@ def _instead(endpoint: str, lookup: Lookup) -> str:
 
 
 async def plan(app: AppState, lookup: Lookup) -> Plan:
-    """Answer what the cache can, decide what to fetch for the rest, and quote it.
+    """Set aside identifiers on the opt-out list, answer what the cache can, decide what to fetch for the rest, and
+    quote it.
 
     Raises:
+        PrivacyUnavailableError: while the opt-out list or the audit log cannot be used (nothing is sent).
         PlanRestrictionError: when the account's plan lacks an endpoint or field the fetch needs.
         AuthenticationError: when reading the account shows the key is rejected.
     """
+    app.opt_outs.require()
+    app.audit.require()
     view = await app.account.view()
     hits: dict[str, CachedLookup] = {}
     needs: list[Need] = []
+    suppressed: dict[str, str] = {}
     for identifier in lookup.batch.normalised:
+        if app.opt_outs.names(identifier):
+            suppressed[identifier] = lookup.batch.accepted.get(identifier, identifier)
+            continue
         entry = None if lookup.live else await app.cache.entry(lookup.kind, identifier)
         if entry is not None:
+            entry = _screened(app, entry)
+            if entry is None:  # everyone it held is on the opt-out list now
+                await app.cache.drop(lookup.kind, identifier)
+                suppressed[identifier] = lookup.batch.accepted.get(identifier, identifier)
+                continue
             hit = entry.serves(lookup.selection, lookup.min_score)
             if hit is not None:
                 hits[identifier] = hit
                 continue
         needs.append(_need(view, lookup, identifier, entry))
     check_access(view, lookup, needs)
-    return Plan(lookup, view, hits, needs, quote_for(lookup, view.prices, needs, len(hits)))
+    quote = quote_for(lookup, view.prices, needs, len(hits))
+    return Plan(lookup, view, hits, needs, quote, suppressed)
+
+
+def _screened(app: AppState, entry: CachedEntry) -> CachedEntry | None:
+    """A cache entry without the candidates on the opt-out list (None when that was all of them)."""
+    if entry.negative:
+        return entry
+    kept: list[EnrichMatch] = []
+    urls: list[str | None] = []
+    for index, match in enumerate(entry.matches):
+        url = entry.profile_urls[index] if index < len(entry.profile_urls) else None
+        if app.opt_outs.allows(match.person_data, url):
+            kept.append(match)
+            urls.append(url)
+    if len(kept) == len(entry.matches):
+        return entry
+    return CachedEntry(entry.selection, entry.min_score, kept, tuple(urls)) if kept else None
 
 
 # --- fetching ----------------------------------------------------------------------------------------------------
@@ -221,14 +253,16 @@ async def fetch(
     the_plan: Plan,
     reservation: Reservation,
     progress: Callable[[int, int], Awaitable[None]],
+    call: AuditCall,
 ) -> Fetched:
-    """Fetch every planned identifier, charging the reservation and filling the cache.
+    """Fetch every planned identifier, charging the reservation, auditing each request and filling the cache.
 
     A failed request stops the rest; what was fetched before it is kept (and already paid for). A failure of the
-    very first request is raised.
+    very first request is raised. A person the upstream names by a URL or email on the opt-out list is dropped on
+    sight: not cached, not looked up further, not returned.
     """
     lookup = the_plan.lookup
-    runner = upstream.Runner(app, the_plan.view, reservation, progress, _steps(the_plan))
+    runner = upstream.Runner(app, the_plan.view, reservation, progress, _steps(the_plan), call)
     fetched = Fetched()
     if the_plan.view.dialect is Dialect.OVERVIEW:
         await _fetch_overview(app, runner, lookup, the_plan.needs, fetched)
@@ -275,8 +309,13 @@ async def _fetch_overview(
             enrich_realtime=lookup.enrich_realtime,
         )
         for identifier, matches in answers.items():
-            fetched.matches[identifier] = matches
-            await app.cache.put(lookup.kind, identifier, FieldSelection(paths), lookup.min_score, matches)
+            kept = [m for m in matches if app.opt_outs.allows(m.person_data)]
+            fetched.drop_candidates(identifier, len(matches), len(kept))
+            if identifier in fetched.withheld:
+                await app.cache.drop(lookup.kind, identifier)
+                continue
+            fetched.matches[identifier] = kept
+            await app.cache.put(lookup.kind, identifier, FieldSelection(paths), lookup.min_score, kept)
         if runner.stopped:
             return
 
@@ -292,6 +331,7 @@ class _Person:
     answered: bool = False
     identity_checked: bool = False
     missing: bool = False
+    withheld: bool = False  # on the opt-out list, by a URL or email the upstream returned
 
 
 async def _fetch_urls(app: AppState, runner: upstream.Runner, needs: list[Need], fetched: Fetched) -> None:
@@ -306,13 +346,18 @@ async def _fetch_urls(app: AppState, runner: upstream.Runner, needs: list[Need],
             if not matches:
                 person.missing = True
                 continue
+            if not app.opt_outs.allows(matches[0].person_data):
+                person.withheld = True  # and so no contact request for them
+                continue
             person.confidence = matches[0].confidence_score
             person.data = field_catalog.merge(person.data, matches[0].person_data)
             person.got.extend(p for p in person.need.paths if not is_contact(p))
         if runner.stopped:
             break
     # Contact tiers only for people the profile step found (or did not look for): a miss there is a miss here.
-    with_tiers = [n for n in needs if n.route.tiers and not people[n.identifier].missing]
+    with_tiers = [
+        n for n in needs if n.route.tiers and not people[n.identifier].missing and not people[n.identifier].withheld
+    ]
     for (tiers,), group in _grouped(with_tiers, lambda n: (n.route.tiers,)).items():
         if runner.stopped:
             break
@@ -322,6 +367,9 @@ async def _fetch_urls(app: AppState, runner: upstream.Runner, needs: list[Need],
         for identifier, matches in answers.items():
             person = people[identifier]
             person.answered = True
+            if matches and not app.opt_outs.allows(matches[0].person_data):
+                person.withheld = True
+                continue
             if matches:
                 person.confidence = matches[0].confidence_score if not person.identity_checked else person.confidence
                 person.data = field_catalog.merge(person.data, _contact_part(matches[0].person_data))
@@ -330,7 +378,10 @@ async def _fetch_urls(app: AppState, runner: upstream.Runner, needs: list[Need],
                 continue
             person.got.extend(p for p in person.need.paths if is_contact(p))
     for identifier, person in people.items():
-        if person.answered:
+        if person.withheld:
+            fetched.withheld.add(identifier)
+            await app.cache.drop("url", identifier)
+        elif person.answered:
             fetched.matches[identifier] = await _store_url(app, person)
 
 
@@ -368,6 +419,10 @@ async def _fetch_emails(
         resolved.update(await upstream.contacts(runner, "business_email", [n.identifier for n in group], tiers))
         if runner.stopped:
             break
+    # Candidates whose emails are on the opt-out list go now: no profile URL or profile request is made for them.
+    for email, candidates in resolved.items():
+        resolved[email] = [c for c in candidates if app.opt_outs.allows(c.person_data)]
+        fetched.drop_candidates(email, len(candidates), len(resolved[email]))
     threshold = lookup.min_score or 0.0
     profile_paths = tuple(p for p in lookup.selection.paths if not is_contact(p))
     best = {
@@ -376,17 +431,32 @@ async def _fetch_emails(
         if n.route.groups and resolved.get(n.identifier) and resolved[n.identifier][0].confidence_score >= threshold
     }
     urls = await _profile_urls(runner, best)
-    profiles = await _profiles_by_url(app, runner, sorted({u for u in urls.values() if u}), profile_paths)
+    # A best candidate whose profile URL is on the opt-out list is dropped before its profile is asked for (the
+    # others keep their contact data only, so the entry cached for the address does not claim profile sections).
+    best_dropped: set[str] = set()
+    for email, url in list(urls.items()):
+        if url is not None and app.opt_outs.names_url(url):
+            best_dropped.add(email)
+            had = len(resolved[email])
+            resolved[email] = [c for c in resolved[email] if c is not best[email]]
+            fetched.drop_candidates(email, had, len(resolved[email]))
+            del best[email], urls[email]
+    profiles, withheld = await _profiles_by_url(app, runner, sorted({u for u in urls.values() if u}), profile_paths)
     for need in needs:
         candidates = resolved.get(need.identifier)
         if candidates is None:
             continue  # its request failed: reported through `incomplete`
         matches: list[EnrichMatch] = []
         known: list[str | None] = []
-        complete = True
+        complete = need.identifier not in best_dropped
+        lost = 0
         for index, candidate in enumerate(candidates):
             data = {**candidate.person_data}
             url = urls.get(need.identifier) if index == 0 and need.identifier in best else None
+            if url is not None and url in withheld:
+                lost += 1  # its profile showed a suppressed address (or it was suppressed meanwhile)
+                complete = False
+                continue
             if url is not None and profiles.get(url):
                 data = field_catalog.merge(data, profiles[url][0].person_data)
             elif index == 0 and need.identifier in best:
@@ -398,8 +468,16 @@ async def _fetch_emails(
                         "URL the upstream could name, or that request failed",
                     )
                 )
+            if not app.opt_outs.allows(data, url):
+                lost += 1
+                continue
             matches.append(EnrichMatch(confidence_score=candidate.confidence_score, person_data=data))
             known.append(url)
+        if lost:
+            fetched.drop_candidates(need.identifier, len(candidates), len(matches))
+        if need.identifier in fetched.withheld:
+            await app.cache.drop("email", need.identifier)  # nobody it found may be kept
+            continue
         fetched.matches[need.identifier] = matches
         covered = lookup.selection.paths if complete else tuple(p for p in lookup.selection.paths if is_contact(p))
         if covered or not matches:
@@ -424,18 +502,21 @@ async def _profile_urls(runner: upstream.Runner, best: dict[str, EnrichMatch]) -
 
 async def _profiles_by_url(
     app: AppState, runner: upstream.Runner, urls: list[str], paths: tuple[str, ...]
-) -> dict[str, list[EnrichMatch]]:
-    """Profile sections for profile URLs, through the URL cache like any other URL look-up."""
+) -> tuple[dict[str, list[EnrichMatch]], set[str]]:
+    """Profile sections for profile URLs, through the URL cache like any other URL look-up; and the URLs whose
+    person turned out to be on the opt-out list."""
     if not urls or not paths or runner.stopped:
-        return {}
+        return {}, set()
     sub = Lookup("url", check_profile_urls(urls), FieldSelection.of(paths))
     sub_plan = await plan(app, sub)
     found = {url: hit.matches for url, hit in sub_plan.hits.items()}
+    withheld = set(sub_plan.suppressed)
     if sub_plan.needs:
         sub_fetched = Fetched()
         await _fetch_urls(app, runner, sub_plan.needs, sub_fetched)
         found.update(sub_fetched.matches)
-    return found
+        withheld |= sub_fetched.withheld
+    return found, withheld
 
 
 # --- assembling the result ---------------------------------------------------------------------------------------
@@ -456,9 +537,18 @@ def assemble(
     lookup = the_plan.lookup
     people: list[dict[str, Any]] = []
     not_found: list[str] = []
+    unsent: list[str] = []
+    withheld: list[str] = []
+    dropped = fetched.dropped
     match_type = MATCH_TYPES[lookup.kind]
     threshold = lookup.min_score or 0.0
     for identifier, original in lookup.batch.accepted.items():
+        if identifier in the_plan.suppressed:
+            unsent.append(original)
+            continue
+        if identifier in fetched.withheld:
+            withheld.append(original)
+            continue
         hit = the_plan.hits.get(identifier)
         if hit is not None:
             matches, cached = hit.matches, True
@@ -466,7 +556,13 @@ def assemble(
             matches, cached = fetched.matches[identifier], False
         else:
             continue  # not reached because a request failed; reported through `incomplete`
-        kept = [m for m in matches if m.confidence_score >= threshold]
+        # The last check before the model sees anyone: nobody on the opt-out list passes, whatever path they took.
+        allowed = [m for m in matches if app.opt_outs.allows(m.person_data)]
+        if matches and not allowed:
+            withheld.append(original)
+            continue
+        dropped += len(matches) - len(allowed)
+        kept = [m for m in allowed if m.confidence_score >= threshold]
         if not kept:
             not_found.append(original)
         for match in kept:
@@ -480,6 +576,16 @@ def assemble(
                 person["cached"] = True
             people.append(person)
     problems = [ProblemOut(identifier=p.identifier, reason=p.reason) for p in lookup.batch.problems]
+    problems.extend(ProblemOut(identifier=original, reason=SUPPRESSED_UNSENT) for original in unsent)
+    problems.extend(ProblemOut(identifier=original, reason=SUPPRESSED_FOUND) for original in withheld)
+    if dropped:
+        problems.append(
+            ProblemOut(
+                identifier="(opt-out)",
+                reason=f"{dropped} further candidate{'s' if dropped != 1 else ''} withheld: on this server's "
+                "opt-out list",
+            )
+        )
     originals = lookup.batch.accepted
     problems.extend(ProblemOut(identifier=originals.get(i, i), reason=r) for i, r in fetched.problems)
     problems.extend(extra_problems or [])

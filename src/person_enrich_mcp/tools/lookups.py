@@ -54,6 +54,8 @@ class Plan:
     hits: dict[str, CachedLookup]
     needs: list[Need]
     quote: Quote
+    # Identifiers on the opt-out list (normalised -> as given): never sent, never charged.
+    suppressed: dict[str, str] = field(default_factory=dict[str, str])
 
     @property
     def to_fetch(self) -> int:
@@ -69,3 +71,14 @@ class Fetched:
     failure: PersonEnrichError | None = None
     # (identifier, reason) for look-ups that came back incomplete without a failed request
     problems: list[tuple[str, str]] = field(default_factory=list[tuple[str, str]])
+    # Identifiers whose person turned out to be on the opt-out list (by a URL or email the upstream returned)
+    withheld: set[str] = field(default_factory=set[str])
+    # Other people dropped for the opt-out list (further candidates of an email look-up)
+    dropped: int = 0
+
+    def drop_candidates(self, identifier: str, had: int, kept: int) -> None:
+        """Record that `had - kept` of an identifier's candidates were on the opt-out list."""
+        if had and not kept:
+            self.withheld.add(identifier)
+        else:
+            self.dropped += had - kept

@@ -23,14 +23,25 @@ from person_enrich_mcp.errors import (
     InputError,
     PersonEnrichError,
     PlanRestrictionError,
+    SuppressedFilterError,
     model_message,
 )
 from person_enrich_mcp.fields import PROFILE_URL_PATH, FieldSelection, parse_fields
-from person_enrich_mcp.identifiers import IdentifierBatch, check_profile_urls
+from person_enrich_mcp.identifiers import IdentifierBatch, IdentifierRejected, check_profile_urls, normalise_profile_url
 from person_enrich_mcp.pricing import PriceTable
+from person_enrich_mcp.privacy.audit import AuditCall
+from person_enrich_mcp.privacy.guard import OptOuts
 from person_enrich_mcp.tools import enrichment
 from person_enrich_mcp.tools.confirm import SpendApproval, SpendDecision, decide, over_balance, refusal
-from person_enrich_mcp.tools.context import AppState, ToolContext, app_state, failed, owner_of, progress_reporter
+from person_enrich_mcp.tools.context import (
+    AppState,
+    ToolContext,
+    app_state,
+    audit_call,
+    failed,
+    owner_of,
+    progress_reporter,
+)
 from person_enrich_mcp.tools.lookups import Fetched, Lookup, Plan
 from person_enrich_mcp.tools.params import Fields, MaxCredits
 from person_enrich_mcp.tools.results import EnrichResult, ProblemOut, enrich_summary, success
@@ -135,6 +146,39 @@ def _check_node(node: Filter, depth: int) -> tuple[int, int]:
     return 1, len(items)
 
 
+def _filter_strings(node: Filter) -> list[str]:
+    """Every string value in a filter tree, `|` alternatives split apart."""
+    if node.conditions is not None:
+        return [text for child in node.conditions for text in _filter_strings(child)]
+    value: Any = node.value
+    items = cast(list[Any], value) if isinstance(value, list) else [value]
+    return [part.strip() for item in items if isinstance(item, str) for part in item.split("|")]
+
+
+def check_opt_outs(node: Filter, opt_outs: OptOuts) -> None:
+    """Refuse a search whose filter names someone on the opt-out list (their URL, email or email domain): the
+    identifier would be sent upstream.
+
+    Raises:
+        SuppressedFilterError: naming no value (the model sent it; the opt-out is the operator's).
+    """
+    if not opt_outs.active:
+        return
+    for text in _filter_strings(node):
+        if "@" in text and "/" not in text:
+            suppressed = opt_outs.names(text.lower())
+        else:
+            try:
+                suppressed = opt_outs.names_url(normalise_profile_url(text))
+            except IdentifierRejected:
+                suppressed = False
+        if suppressed:
+            raise SuppressedFilterError(
+                "A filter value names a person (or email domain) on this server's opt-out list, so the search was "
+                "not sent. Nothing was spent. Remove that value and call again."
+            )
+
+
 def _fingerprint(filters: Filter, sorts: list[Sort] | None, limit: int) -> str:
     query = {
         "f": filters.as_upstream(),
@@ -203,8 +247,9 @@ async def _confirm_search(
     ctx: ToolContext, limit: int, fields: list[str] | None, max_credits: float | None
 ) -> SpendDecision | Elicit[SpendApproval]:
     try:
-        selection = parse_fields(fields)
-        prices = (await app_state(ctx).account.view()).prices
+        app = app_state(ctx)
+        selection = app.policy.apply(parse_fields(fields), explicit=bool(fields))
+        prices = (await app.account.view()).prices
     except PersonEnrichError:
         return SpendDecision(approved=True, how="not_needed")  # the tool body reports the problem
     return await decide(ctx, search_quote(limit, selection, prices), max_credits, tool="search_then_enrich")
@@ -228,16 +273,22 @@ async def search_then_enrich(
     """
     app = app_state(ctx)
     owner = owner_of(ctx)
+    call = audit_call(ctx, TOOL)
     reservation: Reservation | None = None
+    withheld = 0
     try:
-        selection = parse_fields(fields)
+        selection = app.policy.apply(parse_fields(fields), explicit=bool(fields))
         check_filters(filters)
+        app.opt_outs.require()
+        app.audit.require()
+        check_opt_outs(filters, app.opt_outs)
         if sorts and len(sorts) > MAX_SORTS:
             raise InputError(f"At most {MAX_SORTS} sort keys; keep the most important. Nothing was spent.")
         fingerprint = _fingerprint(filters, sorts, limit)
         upstream_cursor = decode_cursor(cursor, fingerprint)
         page_key = f"{fingerprint}\0{upstream_cursor or ''}"
-        cached_page = await app.cache.get_page(page_key)
+        cached = await app.cache.get_page_entry(page_key)
+        cached_page, withheld = cached if cached is not None else (None, 0)
         account = await app.account.view()
         if not account.enabled(SEARCH):
             raise PlanRestrictionError(
@@ -256,18 +307,28 @@ async def search_then_enrich(
         reservation = app.budget.reserve(owner, quote)
         async with reservation:
             if cached_page is None:
-                page = await _paid_search(app, reservation, account.prices, filters, sorts, limit, upstream_cursor)
-                await app.cache.put_page(page_key, page.data)
+                page = await _paid_search(
+                    app, reservation, account.prices, filters, sorts, limit, upstream_cursor, call
+                )  # fmt: skip
             else:
                 page = APIResult(cached_page, Decimal(0), None, None)
+            # People on the opt-out list leave the page here: not cached, not enriched, not shown.
+            allowed = [row for row in page.data.profiles if app.opt_outs.allows(row)]
+            if len(allowed) < len(page.data.profiles):
+                withheld += len(page.data.profiles) - len(allowed)
+                page = APIResult(page.data.model_copy(update={"profiles": allowed}), Decimal(0), None, None)
+                await app.cache.put_page(page_key, page.data, withheld=withheld)
+            elif cached_page is None:
+                await app.cache.put_page(page_key, page.data)
             found = page.data.profiles
             batch = check_profile_urls(_profile_urls(found))
             the_plan: Plan = await enrichment.plan(app, Lookup("url", batch, selection))
+            call.cache_hits = len(the_plan.hits) + (cached_page is not None)
             fetched = Fetched()
             enrich_error: PersonEnrichError | None = None
             if the_plan.to_fetch:
                 try:
-                    fetched = await enrichment.fetch(app, the_plan, reservation, progress_reporter(ctx))
+                    fetched = await enrichment.fetch(app, the_plan, reservation, progress_reporter(ctx), call)
                 except PersonEnrichError as exc:  # refused outright; the search itself was paid and is reported
                     enrich_error = exc
     except PersonEnrichError as exc:
@@ -295,6 +356,13 @@ async def search_then_enrich(
             ProblemOut(identifier="(search)", reason=f"{len(found) - len(batch.accepted)} results had no profile URL")
         ]
     )
+    if withheld:
+        extra.append(
+            ProblemOut(
+                identifier="(search)",
+                reason=f"{withheld} result{'s' if withheld != 1 else ''} withheld: on this server's opt-out list",
+            )
+        )
     incomplete = (
         model_message(fetched.failure, already_charged=receipt.charged) if fetched.failure is not None else None
     )
@@ -308,6 +376,7 @@ async def search_then_enrich(
         next_cursor=encode_cursor(page.data.next_cursor, fingerprint),
         incomplete=incomplete,
     )
+    call.served_from_cache("url", list(the_plan.hits), selection.paths)
     return success(result, enrich_summary(result))
 
 
@@ -319,13 +388,42 @@ async def _paid_search(
     sorts: list[Sort] | None,
     limit: int,
     cursor: str | None,
+    call: AuditCall,
 ) -> APIResult[SearchPage]:
-    """One search page for profile URLs only, its credits recorded on the reservation whatever happens.
+    """One search page for profile URLs only, its credits recorded on the reservation and audited whatever happens.
 
     An unreadable answer is charged what the upstream reported (else a full page); a lost one is held as
     unverified at a full page, because whether it was billed is unknown; an error answer that reported a bill is
     charged that bill.
     """
+    charged, unverified = reservation.charged, reservation.unverified
+    outcome = "cancelled"
+    results: int | None = None
+    try:
+        page = await _search_page(app, reservation, prices, filters, sorts, limit, cursor)
+        outcome, results = "ok", len(page.data.profiles)
+        return page
+    except PersonEnrichError as exc:
+        outcome = exc.code
+        raise
+    finally:
+        call.request(
+            SEARCH, "none", [], [PROFILE_URL_PATH], estimated=prices.search(limit),
+            charged=reservation.charged - charged, unverified=reservation.unverified - unverified, outcome=outcome,
+            results=results,
+        )  # fmt: skip
+
+
+async def _search_page(
+    app: AppState,
+    reservation: Reservation,
+    prices: PriceTable,
+    filters: Filter,
+    sorts: list[Sort] | None,
+    limit: int,
+    cursor: str | None,
+) -> APIResult[SearchPage]:
+    """The search request and the booking of its credits (see `_paid_search`)."""
     request = SearchRequest(
         filters=filters.as_upstream(),
         sorts=[s.model_dump(mode="json") for s in sorts or []],

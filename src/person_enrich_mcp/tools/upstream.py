@@ -38,6 +38,7 @@ from person_enrich_mcp.errors import (
 )
 from person_enrich_mcp.fields import PROFILE_URL_PATH
 from person_enrich_mcp.identifiers import IdentifierRejected, normalise_business_email, normalise_profile_url
+from person_enrich_mcp.privacy.audit import AuditCall, IdentifierKind
 from person_enrich_mcp.tools.context import AppState
 
 T = TypeVar("T")
@@ -47,7 +48,7 @@ PERSON_ID_PATH = "crustdata_person_id"
 
 
 class Runner:
-    """Sends requests for one tool call and books each answer on its reservation."""
+    """Sends requests for one tool call, books each answer on its reservation, and audits each request."""
 
     def __init__(
         self,
@@ -56,8 +57,10 @@ class Runner:
         reservation: Reservation,
         progress: Callable[[int, int], Awaitable[None]],
         total: int,
+        call: AuditCall,
     ) -> None:
         self.app = app
+        self.call = call
         self.prices = view.prices
         self._reservation = reservation
         self._progress = progress
@@ -89,16 +92,49 @@ class Runner:
         *,
         worst: Decimal,
         cost_of: Callable[[T], Decimal],
+        kind: IdentifierKind,
+        identifiers: Sequence[str],
+        fields: Sequence[str],
     ) -> T | None:
         """One request: its answer's charge booked, or the failure recorded (None); the first failure is raised.
+
+        Whatever happens, one audit record says what was sent (identifiers hashed), what it cost and how it ended.
 
         Raises:
             PersonEnrichError: when the first request of the call fails outright.
         """
         if self.stopped:
             return None
+        charged, unverified = self._reservation.charged, self._reservation.unverified
+        outcome = "cancelled"
         try:
-            result = await request()
+            result = await self._attempt(endpoint, request, worst)
+            outcome = "ok" if result is not None else self.failure.code if self.failure is not None else "failed"
+            if result is None:
+                return None
+            self._answered += 1
+            self._book(result.credits_used if result.credits_used is not None else cost_of(result.data))
+            return result.data
+        except PersonEnrichError as exc:
+            outcome = exc.code
+            raise
+        finally:
+            self.call.request(
+                endpoint, kind, identifiers, fields, estimated=worst,
+                charged=self._reservation.charged - charged, unverified=self._reservation.unverified - unverified,
+                outcome=outcome,
+            )  # fmt: skip
+
+    async def _attempt(
+        self, endpoint: str, request: Callable[[], Awaitable[APIResult[T]]], worst: Decimal
+    ) -> APIResult[T] | None:
+        """The request itself: the answer, or None with the failure recorded (the first failure is raised).
+
+        Raises:
+            PersonEnrichError: when the first request of the call fails outright.
+        """
+        try:
+            return await request()
         except APIResponseError as exc:
             # Answered but unreadable: the upstream said what it billed, so that is what is recorded.
             self._book(exc.credits_used if exc.credits_used is not None else worst)
@@ -121,9 +157,6 @@ class Runner:
                 raise
             self.failure = exc
             return None
-        self._answered += 1
-        self._book(result.credits_used if result.credits_used is not None else cost_of(result.data))
-        return result.data
 
     def _book(self, credits: Decimal) -> None:
         self._reservation.charge(credits)
@@ -177,7 +210,10 @@ async def profiles(
         def cost_of(answer: list[EnrichEntry], batch: list[str] = chunk) -> Decimal:
             return price * _matched("professional_network_profile_url", answer, batch)
 
-        entries = await runner.send(LIVE if live else ENRICH, request, worst=price * len(chunk), cost_of=cost_of)
+        entries = await runner.send(
+            LIVE if live else ENRICH, request, worst=price * len(chunk), cost_of=cost_of,
+            kind="url", identifiers=chunk, fields=groups,
+        )  # fmt: skip
         if entries is None:
             break
         found.update(rejoin("professional_network_profile_url", entries, chunk))
@@ -202,7 +238,11 @@ async def contacts(
             joined = rejoin(match_type, answer, batch).values()
             return sum((price.of(returned_tiers(matches, tiers)) for matches in joined if matches), Decimal(0))
 
-        entries = await runner.send(CONTACT, request, worst=price.of(tiers) * len(chunk), cost_of=cost_of)
+        entries = await runner.send(
+            CONTACT, request, worst=price.of(tiers) * len(chunk), cost_of=cost_of,
+            kind="url" if match_type == "professional_network_profile_url" else "email", identifiers=chunk,
+            fields=tiers,
+        )  # fmt: skip
         if entries is None:
             break
         found.update(rejoin(match_type, entries, chunk))
@@ -253,7 +293,11 @@ async def overview(
         def cost_of(answer: list[EnrichEntry], batch: list[str] = chunk) -> Decimal:
             return price * _matched(match_type, answer, batch)
 
-        entries = await runner.send(ENRICH, request, worst=price * len(chunk), cost_of=cost_of)
+        entries = await runner.send(
+            ENRICH, request, worst=price * len(chunk), cost_of=cost_of,
+            kind="url" if match_type == "professional_network_profile_url" else "email", identifiers=chunk,
+            fields=paths,
+        )  # fmt: skip
         if entries is None:
             break
         found.update(rejoin(match_type, entries, chunk))
@@ -281,6 +325,9 @@ async def profile_urls_of(runner: Runner, person_ids: list[int]) -> dict[int, st
             send,
             worst=runner.prices.search(len(chunk)),
             cost_of=lambda answer: runner.prices.search(len(answer.profiles)),
+            kind="pid",
+            identifiers=[str(person_id) for person_id in chunk],
+            fields=[PERSON_ID_PATH, PROFILE_URL_PATH],
         )
         if page is None:
             break
