@@ -18,11 +18,14 @@ import json
 from dataclasses import dataclass
 from typing import Any, cast
 
-from person_enrich_mcp.api import EnrichMatch, SearchPage
+from person_enrich_mcp.api import EnrichMatch, SearchPage, Suggestions
 from person_enrich_mcp.fields import FieldSelection, project
 from person_enrich_mcp.state import StateStore
 
 PAGE_TTL_SECONDS = 3_600.0
+# Part of every hashed key: bumped when what an entry may hold changes, so a shared store never serves an entry
+# written under the old rules (version 2: strings cleaned of control, bidi and zero-width characters).
+ENTRY_FORMAT = "2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +75,7 @@ class ProfileCache:
         self._negative_ttl = negative_ttl_seconds
 
     def _key(self, kind: str, identifier: str) -> str:
-        digest = hashlib.sha256(f"{kind}\0{identifier}".encode()).hexdigest()[:40]
+        digest = hashlib.sha256(f"{ENTRY_FORMAT}\0{kind}\0{identifier}".encode()).hexdigest()[:40]
         return f"profile:{self._scope}:{digest}"
 
     async def entry(self, kind: str, identifier: str) -> CachedEntry | None:
@@ -119,7 +122,7 @@ class ProfileCache:
         await self._store.cache_put(self._key(kind, identifier), json.dumps(entry, separators=(",", ":")), ttl)
 
     def _page_key(self, query: str) -> str:
-        digest = hashlib.sha256(f"page\0{query}".encode()).hexdigest()[:40]
+        digest = hashlib.sha256(f"{ENTRY_FORMAT}\0page\0{query}".encode()).hexdigest()[:40]
         return f"page:{self._scope}:{digest}"
 
     async def get_page(self, query: str) -> SearchPage | None:
@@ -130,7 +133,25 @@ class ProfileCache:
         return None if raw is None else SearchPage.model_validate_json(raw)
 
     async def put_page(self, query: str, page: SearchPage) -> None:
-        """Remember a search page (it holds only the profile URLs search_then_enrich asked for)."""
+        """Remember a search page (the fields search_then_enrich asked for: profile URLs, or the rows it shows)."""
         if self._ttl <= 0:
             return
         await self._store.cache_put(self._page_key(query), page.model_dump_json(), min(self._ttl, PAGE_TTL_SECONDS))
+
+    def _suggestions_key(self, field: str, query: str, limit: int) -> str:
+        digest = hashlib.sha256(f"{ENTRY_FORMAT}\0suggest\0{field}\0{query}\0{limit}".encode()).hexdigest()[:40]
+        return f"suggest:{self._scope}:{digest}"
+
+    async def get_suggestions(self, field: str, query: str, limit: int) -> Suggestions | None:
+        """Autocomplete values read before for this field, query and limit, if still fresh."""
+        if self._ttl <= 0:
+            return None
+        raw = await self._store.cache_get(self._suggestions_key(field, query, limit))
+        return None if raw is None else Suggestions.model_validate_json(raw)
+
+    async def put_suggestions(self, field: str, query: str, limit: int, suggestions: Suggestions) -> None:
+        """Remember autocomplete values (free to ask again, but each ask takes a rate-limit slot)."""
+        if self._ttl <= 0:
+            return
+        key = self._suggestions_key(field, query, limit)
+        await self._store.cache_put(key, suggestions.model_dump_json(), min(self._ttl, PAGE_TTL_SECONDS))

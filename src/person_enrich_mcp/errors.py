@@ -26,12 +26,14 @@
             └── ServerError                 5xx
 
 `model_message(exc)` is the only function that writes the sentence a model sees: it names the cause and
-the next step, and never includes the API key or a raw upstream body.
+the next step, never includes the API key or a raw upstream body, and is one line of clean text.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal, localcontext
+
+from person_enrich_mcp.untrusted import clean_text
 
 
 def format_credits(amount: Decimal) -> str:
@@ -263,7 +265,8 @@ def model_message(exc: PersonEnrichError, *, already_charged: Decimal = Decimal(
             f"That request was not charged, but this call had already spent {format_credits(already_charged)} "
             "credits (see the receipt).",
         )
-    return text
+    # Messages can quote an upstream answer or an argument: one line, no control or bidi characters, whatever they held.
+    return clean_text(text)
 
 
 def _describe(exc: PersonEnrichError) -> str:

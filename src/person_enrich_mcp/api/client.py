@@ -67,6 +67,7 @@ from person_enrich_mcp.errors import (
     ServerError,
 )
 from person_enrich_mcp.metrics import Metrics
+from person_enrich_mcp.untrusted import clean_data, clean_text, needs_cleaning
 
 logger = logging.getLogger(__name__)
 
@@ -166,10 +167,10 @@ def _error_details(content: bytes) -> tuple[str | None, str, Any]:
         error = cast(dict[str, Any], error)
         return (
             str(error.get("type")) if error.get("type") is not None else None,
-            str(error.get("message") or "")[:_MAX_MESSAGE],
+            clean_text(str(error.get("message") or ""))[:_MAX_MESSAGE],
             error.get("metadata"),
         )
-    return None, str(body.get("message") or "")[:_MAX_MESSAGE], None
+    return None, clean_text(str(body.get("message") or ""))[:_MAX_MESSAGE], None
 
 
 def _nested(content: bytes) -> bool:
@@ -493,11 +494,13 @@ class PersonAPI:
             )  # fmt: skip
             if 200 <= status < 300:
                 try:
-                    return json.loads(content), credits, request_id, limits
+                    payload: Any = json.loads(content)
                 except (ValueError, UnicodeDecodeError):
                     raise APIResponseError(
                         "the answer is not valid JSON", request_id=request_id, credits_used=credits
                     ) from None
+                # Profile text is third-party: cleaned here, before anything can cache, log or return it.
+                return (clean_data(payload) if needs_cleaning(content) else payload), credits, request_id, limits
             # An answer that reports a bill was processed, whatever its status: retrying would pay twice.
             billed = credits is not None and credits > 0
             if status == 429 and not billed:

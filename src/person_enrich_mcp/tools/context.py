@@ -15,6 +15,7 @@ from person_enrich_mcp.api import PersonAPI
 from person_enrich_mcp.budget import Budget, Owner
 from person_enrich_mcp.cache import ProfileCache
 from person_enrich_mcp.errors import PersonEnrichError
+from person_enrich_mcp.seen import SeenProfiles
 from person_enrich_mcp.settings import Settings
 from person_enrich_mcp.state import StateStore
 from person_enrich_mcp.tools.results import failure
@@ -30,6 +31,7 @@ class AppState:
     store: StateStore
     budget: Budget
     cache: ProfileCache
+    seen: SeenProfiles
     process_session: str
     sandbox: bool
 
