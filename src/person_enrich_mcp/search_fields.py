@@ -85,7 +85,7 @@ OTHER_MEANINGS: Final[dict[str, str]] = {
     "years_of_experience_raw": "years of experience (number)",
     "years_of_experience": "years of experience as a label (unreliable: use years_of_experience_raw)",
     "metadata.{updated_at,last_scraped_source}": "record last updated (ISO date), its source",
-    "dev_platform_profiles.{name,bio,company_text,website_url,location{,.raw}}": "developer-platform profile text",
+    "dev_platform_profiles.{name,bio,company_text,website_url,location,location.raw}": "developer-platform profile",
     "dev_platform_profiles.{followers,following,public_repo_count,total_repos,total_stars,max_stars,median_stars}": (
         "developer-platform counts (numbers)"
     ),
@@ -227,7 +227,7 @@ _BRACES = re.compile(r"\{([^{}]*)\}")
 
 
 def expand(pattern: str) -> list[str]:
-    """Shell-style brace expansion: "a.{b,c}" -> ["a.b", "a.c"]; "a{,.b}" -> ["a", "a.b"]; nesting allowed."""
+    """Shell-style brace expansion: "a.{b,c}" -> ["a.b", "a.c"]; "a{,.b}" -> ["a", "a.b"] (the tables never nest)."""
     match = _BRACES.search(pattern)
     if match is None:
         return [pattern]

@@ -195,7 +195,8 @@ def _operator(node: Filter, check: _Check) -> str:
         listed = "; ".join(f"{op} {OPERATORS[op]}" for op in SEARCH_OPERATORS)
         raise InputError(f"Filter on {node.field!r}: unknown type {raw[:20]!r}. Operators: {listed}.{_FIX}")
     if operator != raw:
-        check.notes[f"type {raw!r} was read as {operator!r} ({OPERATORS[operator]})."] = None
+        meaning = OPERATORS[operator].split(" (", 1)[0]
+        check.notes[f"type {raw!r} was read as {operator!r} ({meaning}), the API's spelling."] = None
     return operator
 
 
