@@ -73,7 +73,9 @@ def search_quote(call: SearchCall, prices: PriceTable, *, page_cached: bool = Fa
     if not call.enrich:
         return Quote(search, f"{searching}, rows only", () if page_cached else lower)
     enrich = enrichment.enrich_quote(call.limit, call.selection, prices)
-    return Quote(search + enrich.estimate, f"{searching} + {enrich.breakdown}", (*enrich.ways_to_lower, *lower))
+    # "look up fewer people" reads as "lower limit" here.
+    ways = tuple(w for w in enrich.ways_to_lower if not w.startswith("look up fewer"))
+    return Quote(search + enrich.estimate, f"{searching} + {enrich.breakdown}", (*ways, *lower))
 
 
 async def price_search(app: AppState, owner: Owner, call: SearchCall, account: AccountView) -> Priced:
