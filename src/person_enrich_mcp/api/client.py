@@ -153,6 +153,15 @@ def _denied_fields(metadata: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(denied))
 
 
+def _shorten(message: str) -> str:
+    """An upstream message of at most `_MAX_MESSAGE` characters, cut between words (never inside a name)."""
+    if len(message) <= _MAX_MESSAGE:
+        return message
+    head = message[: _MAX_MESSAGE - 2]
+    cut = max(head.rfind(", "), head.rfind(" "))
+    return (head[:cut] if cut > 0 else head).rstrip(" ,[") + " …"
+
+
 def _error_details(content: bytes) -> tuple[str | None, str, Any]:
     """(type, message, metadata) from either envelope: nested `{"error": {...}}` or flat `{"message"}`."""
     try:
@@ -167,10 +176,10 @@ def _error_details(content: bytes) -> tuple[str | None, str, Any]:
         error = cast(dict[str, Any], error)
         return (
             str(error.get("type")) if error.get("type") is not None else None,
-            clean_text(str(error.get("message") or ""))[:_MAX_MESSAGE],
+            _shorten(clean_text(str(error.get("message") or ""))),
             error.get("metadata"),
         )
-    return None, clean_text(str(body.get("message") or ""))[:_MAX_MESSAGE], None
+    return None, _shorten(clean_text(str(body.get("message") or ""))), None
 
 
 def _nested(content: bytes) -> bool:

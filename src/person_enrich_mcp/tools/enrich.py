@@ -149,7 +149,7 @@ async def run_lookup(
         model_message(fetched.failure, already_charged=receipt.charged) if fetched.failure is not None else None
     )
     result = enrichment.assemble(app, the_plan, fetched, receipt, incomplete=incomplete)
-    await app.seen.add(owner, enrichment.returned_urls(the_plan, fetched))
+    await app.seen.add(owner, enrichment.returned_urls(the_plan, fetched), lookup.selection)
     return success(result)
 
 

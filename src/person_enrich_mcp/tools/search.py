@@ -274,7 +274,7 @@ async def _enriched_result(
     receipt = await _record(app, owner, reservation, len(work.plan.hits))
     if work.error is not None:
         return failed(app, TOOL, work.error, receipt=receipt)
-    await app.seen.add(owner, enrichment.returned_urls(work.plan, work.fetched))
+    await app.seen.add(owner, enrichment.returned_urls(work.plan, work.fetched), call.selection)
     found = page.profiles
     accepted = len(work.batch.accepted)
     extra = (

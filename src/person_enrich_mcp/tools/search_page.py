@@ -130,13 +130,14 @@ class PaidPage:
 async def paid_page(
     app: AppState, reservation: Reservation, prices: PriceTable, dialect: Dialect, owner: Owner, call: SearchCall
 ) -> PaidPage:
-    """Search one page, leaving out people this session already has (today's API); when it matches no one, ask the
-    upstream again with `explain` (free: no rows, no bill) for the condition that emptied it. Cached afterwards.
+    """Search one page, leaving out people this session already has with these fields (today's API); when it matches
+    no one, ask the upstream again with `explain` (free: no rows, no bill) for the condition that emptied it. The page
+    is cached afterwards (for this session alone when people were left out of it).
 
     Raises:
         APIError: when the search fails (its bill, if it reported one, is on the reservation).
     """
-    exclusions = await app.seen.urls(owner) if dialect is Dialect.CURRENT else []
+    exclusions = await app.seen.covering(owner, call.selection) if dialect is Dialect.CURRENT else []
     request = SearchRequest(
         filters=call.filters.as_upstream(),
         sorts=[s.model_dump(mode="json") for s in call.sorts],

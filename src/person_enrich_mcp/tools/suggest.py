@@ -17,7 +17,13 @@ from pydantic import BaseModel, Field
 from person_enrich_mcp.api import AUTOCOMPLETE, Suggestions
 from person_enrich_mcp.api.contract import PATHS, PERSON_AUTOCOMPLETE_FIELDS, PERSON_FILTER_FIELDS
 from person_enrich_mcp.budget import Quote
-from person_enrich_mcp.errors import InputError, PersonEnrichError, PlanRestrictionError, format_credits
+from person_enrich_mcp.errors import (
+    BadRequestError,
+    InputError,
+    PersonEnrichError,
+    PlanRestrictionError,
+    format_credits,
+)
 from person_enrich_mcp.search_fields import CLOSED_VALUES, SEARCH_FIELDS_RESOURCE_URI, nearest
 from person_enrich_mcp.tools.context import AppState, ToolContext, app_state, failed, owner_of
 from person_enrich_mcp.tools.results import success
@@ -122,7 +128,19 @@ async def _suggestions(app: AppState, ctx: ToolContext, field: str, query: str, 
             "suggest_filter_values only makes free calls. Nothing was sent or spent. Use the closed value sets in "
             f"{SEARCH_FIELDS_RESOURCE_URI}, or filter with (.) to match words."
         )
-    answer = await app.api.autocomplete(field, query, limit)
+    try:
+        answer = await app.api.autocomplete(field, query, limit)
+    except BadRequestError as exc:
+        if exc.status_code != 400:
+            raise
+        # The upstream's allowlist can be narrower than its published table: say so, and what to do instead.
+        close = [f for f in nearest(field, PERSON_AUTOCOMPLETE_FIELDS) if f != field]
+        said = str(exc).split(". ", 1)[0]
+        raise InputError(
+            f"The Person API has no value list for {field!r} on this account ({said}). Nothing was charged. Try "
+            f"{', '.join(close[:3]) or 'another field'}, use the closed value sets in {SEARCH_FIELDS_RESOURCE_URI}, "
+            "or filter with (.) to match words."
+        ) from None
     if answer.credits_used:
         await _book_unexpected(app, ctx, answer.credits_used)
     await app.cache.put_suggestions(field, query, limit, answer.data)
