@@ -259,11 +259,15 @@ FILTER_FIELD_MEANINGS: Final[dict[str, str]] = _meaning_index()
 # --- nearest names -----------------------------------------------------------------------------------------------
 
 # Names a model reads in results (or guesses) that are not filterable, and the filterable name that means the same.
+# Looked up by the whole name, then by its last segment (so `experience.employment_details.current.industry` finds
+# the industry field too).
 RETURNED_NAME_TO_FILTER: Final[dict[str, str]] = {
     "basic_profile.current_title": f"{ROLE_PREFIX}.current.title",
     "current_title": f"{ROLE_PREFIX}.current.title",
     "title": f"{ROLE_PREFIX}.current.title",
     "job_title": f"{ROLE_PREFIX}.current.title",
+    "position": f"{ROLE_PREFIX}.current.title",
+    "role": f"{ROLE_PREFIX}.current.title",
     f"{ROLE_PREFIX}.name": f"{ROLE_PREFIX}.current.company_name",
     "company": f"{ROLE_PREFIX}.current.company_name",
     "company_name": f"{ROLE_PREFIX}.current.company_name",
@@ -271,20 +275,64 @@ RETURNED_NAME_TO_FILTER: Final[dict[str, str]] = {
     "current.name": f"{ROLE_PREFIX}.current.company_name",
     "current.company_name": f"{ROLE_PREFIX}.current.company_name",
     "industry": f"{ROLE_PREFIX}.current.company_industries",
+    "industries": f"{ROLE_PREFIX}.current.company_industries",
+    "company_industry": f"{ROLE_PREFIX}.current.company_industries",
+    "sector": f"{ROLE_PREFIX}.current.company_industries",
+    "company_size": f"{ROLE_PREFIX}.current.company_headcount_range",
+    "size": f"{ROLE_PREFIX}.current.company_headcount_range",
+    "employees": f"{ROLE_PREFIX}.current.company_headcount_range",
+    "employee_count": f"{ROLE_PREFIX}.current.company_headcount_range",
+    "headcount": f"{ROLE_PREFIX}.current.company_headcount_range",
+    "company_domain": f"{ROLE_PREFIX}.current.company_website_domain",
+    "domain": f"{ROLE_PREFIX}.current.company_website_domain",
     "seniority": f"{ROLE_PREFIX}.current.seniority_level",
     "seniority_level": f"{ROLE_PREFIX}.current.seniority_level",
+    "level": f"{ROLE_PREFIX}.current.seniority_level",
     "function": f"{ROLE_PREFIX}.current.function_category",
     "department": f"{ROLE_PREFIX}.current.function_category",
+    "hq_country": f"{ROLE_PREFIX}.current.company_headquarters_country",
+    "company_country": f"{ROLE_PREFIX}.current.company_headquarters_country",
     "country": "basic_profile.location.country",
     "location": "basic_profile.location",
     "city": "basic_profile.location.city",
+    "state": "basic_profile.location.state",
+    "continent": "basic_profile.location.continent",
     "name": "basic_profile.name",
+    "full_name": "basic_profile.name",
+    "skill": "skills.professional_network_skills",
     "skills": "skills.professional_network_skills",
+    "language": "basic_profile.languages",
+    "languages": "basic_profile.languages",
+    "school": "education.schools.school",
+    "university": "education.schools.school",
+    "degree": "education.schools.degree",
+    "connections": "professional_network.connections",
+    "followers": "professional_network.followers",
+    "years_experience": "years_of_experience_raw",
+    "experience_years": "years_of_experience_raw",
+    "years_of_experience": "years_of_experience_raw",
+    "changed_jobs": "recently_changed_jobs",
+    "job_change": "recently_changed_jobs",
+    "recently_changed_job": "recently_changed_jobs",
     "basic_profile.location.raw": "basic_profile.location",
     "social_handles.professional_network_identifier.profile_url": "(none: enrich_person_by_url looks a URL up)",
     "contact.business_emails": f"{ROLE_PREFIX}.current.business_email_verified",
     "contact.has_business_email": f"{ROLE_PREFIX}.current.business_email_verified",
+    "email": f"{ROLE_PREFIX}.current.business_email_verified",
+    "has_email": f"{ROLE_PREFIX}.current.business_email_verified",
 }
+
+
+def synonym(name: str) -> str | None:
+    """The filterable name a guessed or returned name means, by the whole name, then by its last segment."""
+    found = RETURNED_NAME_TO_FILTER.get(name)
+    if found is None and "." in name:
+        found = RETURNED_NAME_TO_FILTER.get(name.rsplit(".", 1)[-1])
+        # A scoped guess keeps its scope: `...past.industry` means the past roles' industries.
+        for scope in (".past.", ".current."):
+            if found is not None and scope in name and found.startswith(f"{ROLE_PREFIX}.current."):
+                found = found.replace(".current.", scope)
+    return found
 
 
 def nearest(name: str, universe: tuple[str, ...], *, n: int = 4) -> list[str]:
@@ -296,7 +344,7 @@ def nearest(name: str, universe: tuple[str, ...], *, n: int = 4) -> list[str]:
     lowered = name.strip().lower()
     last = lowered.rsplit(".", 1)[-1]
     found: list[str] = []
-    alias = RETURNED_NAME_TO_FILTER.get(lowered)
+    alias = synonym(lowered)
     if alias is not None and (alias in universe or alias.startswith("(")):
         found.append(alias)
     same_leaf = [p for p in universe if p.rsplit(".", 1)[-1] == last]

@@ -23,6 +23,7 @@ from person_enrich_mcp.search_fields import (
     SEARCH_OPERATORS,
     country,
     nearest,
+    synonym,
 )
 
 MAX_FILTER_DEPTH = 6
@@ -224,6 +225,9 @@ def _check_leaf(node: Filter, check: _Check) -> Filter:
     check.values += len(items)
     if name not in PERSON_FILTER_FIELDS:
         check.unknown_fields[name] = None
+        meant = synonym(name.lower())
+        if meant in PERSON_FILTER_FIELDS:  # check the value as the field meant, so one retry fixes both
+            _check_values(meant, operator, value, check)
     else:
         value = _check_values(name, operator, value, check)
     return Filter(field=name, type=operator, value=value)

@@ -192,7 +192,7 @@ def _notes(call: SearchCall, page: SearchPage, left_out: int, people: int) -> tu
             "cached). next_cursor continues."
         )
     why_empty = remarks_text(page.remarks) if not people else None
-    if not people and not left_out and why_empty is None:
+    if not people and not left_out:
         notes.append(_EMPTY_HINT)
     return notes, why_empty
 

@@ -60,8 +60,19 @@ def prepare(
         InputError: naming the problem and the fix.
     """
     selection = parse_fields(fields)
-    normalised, notes = check_filters(filters)
-    checked_sorts = check_sorts(sorts)
+    # Problems in the filters and in the sorts are reported together, so one corrected call fixes both.
+    problems: list[str] = []
+    normalised, notes, checked_sorts = filters, [], []
+    try:
+        normalised, notes = check_filters(filters)
+    except InputError as exc:
+        problems.append(str(exc))
+    try:
+        checked_sorts = check_sorts(sorts)
+    except InputError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise InputError(" ".join(problems))
     if enrich:
         asked = [PROFILE_URL_PATH]
     else:
