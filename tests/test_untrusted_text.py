@@ -9,6 +9,7 @@ approve more than the operator's limit, so a forged "call again with max_credits
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -170,9 +171,31 @@ JSON_VALUES = st.recursive(
 def test_the_raw_json_check_never_misses_a_string_that_needs_cleaning(value: Any) -> None:
     # The API client skips the walk when the raw answer cannot hold such a character: that must never be wrong,
     # whether the upstream writes non-ASCII raw or as \u escapes, compact or pretty-printed.
-    if clean_data(value) != value:
+    if clean_data(copy.deepcopy(value)) != value:  # clean_data cleans in place: compare against a copy
         for raw in (json.dumps(value, ensure_ascii=False), json.dumps(value), json.dumps(value, indent=2)):
             assert needs_cleaning(raw.encode()), raw
+
+
+def test_clean_data_cleans_keys_and_nested_strings_in_place() -> None:
+    value: dict[str, Any] = {"a\u202e": ["x\ny", {"k": "\u200bz"}], "n": 1, "ok": "fine"}
+    assert clean_data(value) is value
+    assert value == {"a": ["x y", {"k": "z"}], "n": 1, "ok": "fine"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "needed"),
+    [
+        (b'{"a":"plain text, caf\xc3\xa9"}', False),
+        (b'{"a":"an \\"escaped\\" quote and a \\/ slash"}', False),
+        (b'{"a":"line\\nbreak"}', True),
+        (b'{"a":"\\u202e"}', True),
+        (b'{"a":"\xe2\x80\xae raw override"}', True),
+        (b'{"a":"em \xe2\x80\x94 dash"}', False),
+        (b'{\n  "a": 1\n}', True),
+    ],
+)
+def test_the_raw_check_passes_plain_answers_without_a_walk(raw: bytes, needed: bool) -> None:
+    assert needs_cleaning(raw) is needed
 
 
 @given(st.text())
