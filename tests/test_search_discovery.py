@@ -74,7 +74,7 @@ async def test_the_search_fields_resource_lists_sorts_operators_values_iso3_and_
 async def test_the_search_description_points_at_the_free_discovery(client: Client) -> None:
     tools = {t.name: t for t in (await client.list_tools()).tools}
     description = tools["search_then_enrich"].description or ""
-    assert "person-enrich://search-fields" in description and "suggest_filter_values (free)" in description
+    assert "person-enrich://search-fields" in description and "suggest_filter_values (no credits)" in description
     hints = tools["suggest_filter_values"].annotations
     assert hints is not None and hints.read_only_hint and not hints.destructive_hint
 
