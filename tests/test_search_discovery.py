@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -365,14 +366,20 @@ async def test_a_paid_search_leaves_out_people_this_session_already_has_and_says
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("revision", ["current"], indirect=True)
-async def test_what_one_session_has_is_never_left_out_of_another_sessions_search(upstream: Upstream) -> None:
-    server = build_server(settings_for(upstream.url, upstream.key))
-    async with Client(server) as alice:
+async def test_what_one_session_has_is_never_left_out_of_another_sessions_search(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    # Two sessions over one durable store (as replicas share one): each has its own record.
+    settings = settings_for(upstream.url, upstream.key, state_url=f"sqlite:///{tmp_path / 'state.db'}")
+    async with Client(build_server(settings)) as alice:
         _ok(await alice.call_tool("search_then_enrich", {"filters": GERMANY, "limit": 3}))
-    async with Client(server) as bob:
-        seen = _ok(await bob.call_tool("search_then_enrich", {"filters": GERMANY, "limit": 6, "enrich": False}))
+        own = _ok(await alice.call_tool("search_then_enrich", {"filters": GERMANY, "limit": 6, "enrich": False}))
+    async with Client(build_server(settings)) as bob:
+        seen = _ok(await bob.call_tool("search_then_enrich", {"filters": GERMANY, "limit": 6, "enrich": True}))
+    assert len(own["people"]) == 3 and own["notes"][0].startswith("3 people this session already has")
     assert len(seen["people"]) == 6 and "notes" not in seen
-    assert "post_processing" not in upstream.bodies("search")[1]
+    bodies = upstream.bodies("search")
+    assert len(bodies[1]["post_processing"]["exclude_profiles"]) == 3 and "post_processing" not in bodies[2]
 
 
 # --- receipts agree with what happened -----------------------------------------------------------------------------

@@ -26,6 +26,7 @@ async def get_budget(ctx: ToolContext) -> Annotated[CallToolResult, BudgetResult
         unverified=format_credits(view.unverified),
         remaining=format_credits(view.remaining),
         confirm_above=format_credits(app.settings.confirm_above),
+        max_credits_approves_up_to=format_credits(app.settings.approval_limit),
         receipts=await app.budget.receipts(owner, RECEIPTS_SHOWN),
         window=(
             {

@@ -78,6 +78,7 @@ class BudgetResult(BaseModel):
     unverified: str
     remaining: str
     confirm_above: str
+    max_credits_approves_up_to: str = Field(description="above this, only the user can approve a spend")
     receipts: list[dict[str, Any]]
     window: dict[str, str] | None = Field(default=None, description="the principal's rolling budget, over HTTP")
     account: dict[str, str] | None = Field(default=None, description="the upstream account: balance, API revision")
