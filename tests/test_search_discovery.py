@@ -356,7 +356,9 @@ async def test_a_paid_search_leaves_out_people_this_session_already_has_and_says
     if revision == "current":
         assert sorted(bodies[1]["post_processing"]["exclude_profiles"]) == sorted(had)
         assert not had & shown and len(shown) == 3
-        assert any(n.startswith("3 people this session already has were left out") for n in wider["notes"])
+        assert any(
+            n.startswith("3 people this session already has with these fields were left out") for n in wider["notes"]
+        )
         assert wider["receipt"]["charged"] == "0.09"  # only the rows returned are billed
     else:  # the overview's search has no post_processing: nothing left out, nothing claimed
         assert "post_processing" not in bodies[1] and had <= shown

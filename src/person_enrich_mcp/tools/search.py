@@ -182,14 +182,10 @@ def _notes(call: SearchCall, page: SearchPage, left_out: int, people: int) -> tu
     """(notes, why_empty): how the filters were read, who was left out, and why no one matched."""
     notes = list(call.notes)
     if left_out:
-        who = (
-            "1 person this session already has was"
-            if left_out == 1
-            else f"{left_out} people this session already has were"
-        )
+        who, were = ("1 person", "was") if left_out == 1 else (f"{left_out} people", "were")
         notes.append(
-            f"{who} left out of this page (not charged; see earlier results, or enrich_person_by_url, free while "
-            "cached). next_cursor continues."
+            f"{who} this session already has with these fields {were} left out of this page, not charged: they are "
+            "in earlier results (enrich_person_by_url serves them again free from the cache). next_cursor continues."
         )
     why_empty = remarks_text(page.remarks) if not people else None
     if not people and not left_out:
