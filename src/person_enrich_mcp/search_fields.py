@@ -209,7 +209,6 @@ def _countries() -> dict[str, tuple[str, str, str]]:
 
 
 COUNTRIES: Final = _countries()
-ISO3_CODES: Final = frozenset(row[2] for row in COUNTRIES.values())
 # Columns that take a country's full English name (a code there silently matches no one).
 COUNTRY_NAME_COLUMNS: Final = frozenset(
     p for p in PERSON_FILTER_FIELDS if p.endswith("location.country") and p not in ISO3_COLUMNS

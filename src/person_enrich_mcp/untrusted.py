@@ -48,11 +48,6 @@ def needs_cleaning(raw: bytes) -> bool:
     return _ANY.search(text) is not None or _ESCAPES.search(text) is not None
 
 
-def is_clean(text: str) -> bool:
-    """True when `clean_text` would leave `text` unchanged."""
-    return _ANY.search(text) is None
-
-
 def clean_data(value: Any) -> Any:
     """A parsed JSON value with every string (object keys included) passed through `clean_text`, cleaned in place.
 
