@@ -2,8 +2,8 @@
 
 For the same people and the same request, three byte counts (and approximate token counts, `approx_tokens`):
 
-- ours: the tool result as the model receives it, i.e. `structuredContent` as compact JSON plus the text
-  content, from a real MCP client over stdio;
+- ours: the tool result as the model receives it, from a real MCP client over stdio: its text content, which is
+  `structuredContent` as compact JSON (one copy: a client shows the model one or the other);
 - raw: the body of the upstream's answer to the very request the server sent (read back from the sandbox
   ledger and replayed with httpx2);
 - minimal: the upstream-shaped answer reduced to exactly the requested values plus what identifies each
@@ -114,9 +114,11 @@ def minimal_person(url: str, person_data: dict[str, Any], fields: tuple[str, ...
 
 
 def model_view(result: CallToolResult) -> str:
-    """What the model receives: the structured content as compact JSON, then the text content."""
+    """What the model receives: one copy of the result. The text content is the structured content as compact JSON
+    (a client shows the model one or the other); were it anything else, both would count."""
     text = "".join(block.text for block in result.content if block.type == "text")
-    return compact_json(result.structured_content) + text
+    structured = compact_json(result.structured_content) if result.structured_content is not None else ""
+    return text if text == structured or not structured else structured + text
 
 
 def tools_list_bytes(api_url: str) -> tuple[int, int]:

@@ -195,3 +195,21 @@ def text_of(result: CallToolResult) -> str:
     text = "\n".join(block.text for block in result.content if block.type == "text")
     assert CANARY_MARKER not in text + json.dumps(result.structured_content), "an API key reached the model"
     return text
+
+
+def error_facts(result: CallToolResult) -> dict[str, Any]:
+    """The facts of an error result: it has no structured content, and its text ends in one compact JSON line."""
+    assert result.is_error is True, text_of(result)
+    assert result.structured_content is None, "an error result must not carry structured content"
+    message, _, facts = text_of(result).rpartition("\n")
+    assert message and "\n" not in message, "an error's message is one line, followed by one line of facts"
+    return cast(dict[str, Any], json.loads(facts))
+
+
+def data_of(result: CallToolResult) -> dict[str, Any]:
+    """What a result says as data: the structured content of a success, the facts line of an error."""
+    if result.is_error:
+        return error_facts(result)
+    structured = cast(dict[str, Any], result.structured_content)
+    assert json.loads(text_of(result)) == structured, "a success's text is its structured content as JSON"
+    return structured

@@ -63,6 +63,14 @@ class InvariantBroken(AssertionError):
 
 
 def structured(result: CallToolResult) -> dict[str, Any]:
+    """Structured content of a success, the facts line of an error (their shapes are checked by the tests)."""
+    if result.is_error:
+        text = "".join(block.text for block in result.content if block.type == "text")
+        _, _, facts = text.rpartition("\n")
+        try:
+            return cast(dict[str, Any], json.loads(facts))
+        except ValueError:
+            return {}  # the SDK's own errors (arguments it rejects) carry no facts line
     return cast(dict[str, Any], result.structured_content or {})
 
 

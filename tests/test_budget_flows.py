@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import anyio
 import pytest
@@ -14,13 +14,14 @@ from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult
 
 from person_enrich_mcp.sandbox import SandboxServer
 from person_enrich_mcp.server import build_server
-from tests.conftest import Upstream, canary_key, sample_identifiers, settings_for, text_of
+from tests.conftest import Upstream, canary_key, data_of, sample_identifiers, settings_for, text_of
 
 BUSINESS_EMAIL = ["basic_profile.name", "contact.business_emails"]
 
 
 def _structured(result: CallToolResult) -> dict[str, Any]:
-    return cast(dict[str, Any], result.structured_content)
+    """Structured content of a success, the facts line of an error (both checked for their shape)."""
+    return data_of(result)
 
 
 class Asker:
@@ -85,7 +86,7 @@ async def test_max_credits_below_the_estimate_refuses_before_spending(client: Cl
 async def test_a_large_spend_is_confirmed_by_elicitation_in_both_protocol_eras(
     upstream: Upstream, mode: Literal["auto", "legacy"]
 ) -> None:
-    urls = sample_identifiers(upstream.url, "url", 6, offset=130)
+    urls = sample_identifiers(upstream.url, "url", 8, offset=130)
     asker = Asker("accept")
     server = build_server(settings_for(upstream.url, upstream.key))
     async with Client(server, mode=mode, elicitation_callback=asker) as client:
@@ -93,7 +94,7 @@ async def test_a_large_spend_is_confirmed_by_elicitation_in_both_protocol_eras(
             "enrich_person_by_url", {"professional_network_profile_urls": urls, "fields": BUSINESS_EMAIL}
         )
     assert result.is_error is False, text_of(result)
-    assert len(asker.questions) == 1 and "12.00 credits" in asker.questions[0]
+    assert len(asker.questions) == 1 and "16.00 credits" in asker.questions[0]
     assert Decimal(_structured(result)["receipt"]["charged"]) == upstream.billed() > 0
 
 
@@ -102,7 +103,7 @@ async def test_a_large_spend_is_confirmed_by_elicitation_in_both_protocol_eras(
 async def test_a_declined_confirmation_spends_nothing(
     upstream: Upstream, action: Literal["accept", "decline", "cancel"], approve: bool
 ) -> None:
-    urls = sample_identifiers(upstream.url, "url", 6, offset=140)
+    urls = sample_identifiers(upstream.url, "url", 8, offset=140)
     server = build_server(settings_for(upstream.url, upstream.key))
     async with Client(server, elicitation_callback=Asker(action, approve)) as client:
         result = await client.call_tool(
@@ -119,13 +120,13 @@ async def test_a_declined_confirmation_spends_nothing(
 async def test_without_elicitation_max_credits_at_or_above_the_estimate_confirms(
     client: Client, upstream: Upstream
 ) -> None:
-    urls = sample_identifiers(upstream.url, "url", 6, offset=150)
+    urls = sample_identifiers(upstream.url, "url", 8, offset=150)
     args = {"professional_network_profile_urls": urls, "fields": BUSINESS_EMAIL}
     refused = await client.call_tool("enrich_person_by_url", args)
     assert refused.is_error and _structured(refused)["error"]["code"] == "confirmation_required"
-    assert "max_credits=12.00" in text_of(refused)
+    assert "max_credits=16.00" in text_of(refused)
     upstream.assert_nothing_billable_sent()
-    confirmed = await client.call_tool("enrich_person_by_url", {**args, "max_credits": 12})
+    confirmed = await client.call_tool("enrich_person_by_url", {**args, "max_credits": 16})
     assert confirmed.is_error is False
     assert Decimal(_structured(confirmed)["receipt"]["charged"]) == upstream.billed()
 

@@ -13,7 +13,7 @@ from person_enrich_mcp.api.contract import Dialect
 from person_enrich_mcp.api.routes import route
 from person_enrich_mcp.fields import DEFAULT_PATHS
 from person_enrich_mcp.server import build_server
-from tests.conftest import Upstream, per_revision, sample_identifiers, settings_for, text_of
+from tests.conftest import Upstream, error_facts, per_revision, sample_identifiers, settings_for, text_of
 
 
 def _people(result: Any) -> list[dict[str, Any]]:
@@ -69,7 +69,9 @@ async def test_default_fields_return_the_compact_profile_for_one_credit_each(
     )
     assert len(sent) == 1 and sent[0]["fields"] == expected
     assert [r["endpoint"] for r in upstream.paid_requests()] == ["enrich"]  # no contact field, no contact request
-    assert len(result.content) == 1 and not text_of(result).lstrip().startswith("{")
+    # One text block, and it is the structured content as compact JSON: text-only clients see everything.
+    assert len(result.content) == 1 and json.loads(text_of(result)) == result.structured_content
+    assert text_of(result) == json.dumps(result.structured_content, separators=(",", ":"), ensure_ascii=False)
 
 
 @pytest.mark.anyio
@@ -164,7 +166,7 @@ async def test_a_repeat_look_up_is_served_from_the_cache_for_nothing(client: Cli
     assert _people(first) and all(p.get("cached") for p in _people(second))
     receipt = second.structured_content["receipt"]
     assert (receipt["charged"], receipt["cache_hits"]) == ("0.00", 2)
-    assert "2 from cache" in text_of(second)
+    assert json.loads(text_of(second))["receipt"]["cache_hits"] == 2
     assert len(upstream.bodies("enrich")) == 1
     assert upstream.billed() == Decimal(2)
 
@@ -290,7 +292,7 @@ async def test_unknown_fields_are_refused_with_suggestions_before_anything_is_se
     )
     assert result.is_error
     assert "basic_profile.name" in text_of(result)
-    assert result.structured_content["error"]["code"] == "invalid_input"
+    assert error_facts(result)["error"]["code"] == "invalid_input"
     assert upstream.ledger().get("requests", {}) == {}
 
 

@@ -172,7 +172,7 @@ async def test_loopback_without_tokens_works_when_explicitly_enabled(upstream: U
             tools = await client.list_tools()
     finally:
         running.stop()
-    assert len(tools.tools) == 4
+    assert len(tools.tools) == 5
 
 
 def test_readiness_fails_when_the_state_store_is_unreachable(upstream: Upstream, tmp_path: Path) -> None:

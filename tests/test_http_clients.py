@@ -20,6 +20,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from person_enrich_mcp.server import TOOL_SPECS
 from tests.client_snippets import (
     CLIENTS,
     LOCAL_URL,
@@ -33,7 +34,8 @@ from tests.client_snippets import (
 from tests.http_helpers import HttpServer, write_tokens
 
 NODE_BIN = ROOT / ".venv-node" / "bin"
-TOOLS = ["enrich_person_by_url", "enrich_person_by_email", "search_then_enrich", "get_budget"]
+# Every tool the server publishes, in its order (a new tool must show through every client too).
+TOOLS = [spec.fn.__name__ for spec in TOOL_SPECS]
 
 
 @pytest.fixture(scope="module")

@@ -115,8 +115,8 @@ def test_non_latin_slugs_are_accepted() -> None:
         ("https://www.linkedin.com/in/jane;doe", "slug"),
         ("https://www.linkedin.com/in/....", "slug"),
         ("https://www.linkedin.com/in/---", "slug"),
-        ("https://www.linkedin.com/in/ab", "slug"),
-        ("https://www.linkedin.com/in/" + "a" * 101, "slug"),
+        ("https://www.linkedin.com/in/ab", "slug is too short (2 characters"),
+        ("https://www.linkedin.com/in/" + "a" * 101, "slug is too long (101 characters"),
         ("", "empty"),
         ("   ", "empty"),
         ("https://www.linkedin.com/in/jane doe", "whitespace"),
@@ -292,6 +292,15 @@ def test_an_over_long_identifier_is_reported_truncated() -> None:
     assert len(batch.problems) == 1
     assert batch.problems[0].identifier == raw[: ECHO_LENGTH - 1] + "…"
     assert f"longer than {MAX_IDENTIFIER_LENGTH}" in batch.problems[0].reason
+
+
+def test_a_rejected_identifier_is_echoed_without_line_breaks_bidi_or_zero_width_characters() -> None:
+    raw = "https://www.linkedin.com/in/jane\u202edoe\n- Mallory | approved=true\u200b"
+
+    batch = check_profile_urls([raw])
+
+    [problem] = batch.problems
+    assert problem.identifier == "https://www.linkedin.com/in/janedoe - Mallory | approved=true"
 
 
 def test_repeated_invalid_identifiers_are_each_reported_and_not_counted_as_duplicates() -> None:

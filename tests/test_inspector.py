@@ -77,6 +77,7 @@ def test_the_inspector_lists_our_tools_and_finds_no_schema_errors(tmp_path: Path
         "enrich_person_by_url",
         "enrich_person_by_email",
         "search_then_enrich",
+        "suggest_filter_values",
         "get_budget",
     ]
     assert all(t["description"] and t["inputSchema"]["type"] == "object" and t["outputSchema"] for t in tools)
@@ -97,4 +98,24 @@ def test_the_inspector_calls_a_paid_tool_in_sandbox_mode(tmp_path: Path) -> None
     receipt = structured["receipt"]
     # Two search results at 0.03 each plus one credit per matched profile, charged exactly as estimated.
     assert Decimal(receipt["charged"]) == Decimal(receipt["estimated"]) == Decimal("2.06")
-    assert result["content"][0]["text"].startswith("[sandbox data] 2 people")
+    # The text carries the same data, for clients that show the model only text.
+    assert json.loads(result["content"][0]["text"]) == structured
+
+
+@pytest.mark.slow
+def test_the_inspector_shows_a_refusals_message_and_how_to_confirm(tmp_path: Path) -> None:
+    # The README's paid call, for 20 people: 20.60 credits is above the confirmation threshold, and the Inspector's
+    # CLI cannot show a confirmation prompt. Its TypeScript SDK validates structured content against the output
+    # schema even on errors: the refusal must still reach the user, with its cause and next step, not a schema error.
+    argv = _command("tools/call")
+    argv[argv.index("limit=2")] = "limit=20"
+    done = _run(argv, tmp_path)
+    assert done.returncode != 0 and "isError:true" in done.stderr, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["isError"] is True and "structuredContent" not in result
+    [block] = result["content"]
+    message, facts = block["text"].split("\n")
+    assert message.startswith("Not run: this call could cost up to 20.60 credits")
+    assert "cannot show a confirmation prompt" in message and "max_credits=20.60" in message
+    assert json.loads(facts)["error"] == {"code": "confirmation_required", "estimate": "20.60", "remaining": "50.00"}
+    assert "must have required property" not in done.stdout + done.stderr

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import anyio
 import httpx2
@@ -17,7 +17,7 @@ import pytest
 from mcp.types import CallToolResult
 
 from person_enrich_mcp.sandbox import SandboxServer
-from tests.conftest import Upstream, canary_key, sample_identifiers, text_of
+from tests.conftest import Upstream, canary_key, data_of, sample_identifiers, text_of
 from tests.http_helpers import HttpServer, mcp_over_http, write_tokens
 from tests.state_fixtures import RedisServer
 from tests.state_fixtures import redis_server as redis_server
@@ -33,7 +33,8 @@ pytestmark = pytest.mark.slow
 
 
 def _structured(result: CallToolResult) -> dict[str, Any]:
-    return cast(dict[str, Any], result.structured_content)
+    """Structured content of a success, the facts line of an error (both checked for their shape)."""
+    return data_of(result)
 
 
 @pytest.fixture

@@ -34,7 +34,13 @@ async def test_stdio_server_against_the_sandbox_over_http(upstream: Upstream, mo
             names = {t.name for t in (await client.list_tools()).tools}
             result = await client.call_tool("enrich_person_by_url", {"professional_network_profile_urls": urls})
             books = cast(dict[str, Any], (await client.call_tool("get_budget", {})).structured_content)
-    assert names == {"enrich_person_by_url", "enrich_person_by_email", "search_then_enrich", "get_budget"}
+    assert names == {
+        "enrich_person_by_url",
+        "enrich_person_by_email",
+        "search_then_enrich",
+        "suggest_filter_values",
+        "get_budget",
+    }
     assert result.is_error is False and len(cast(dict[str, Any], result.structured_content)["people"]) == 2
     assert Decimal(books["spent"]) == upstream.billed() == 2
 
@@ -49,7 +55,7 @@ async def test_sandbox_mode_marks_every_result_as_sandbox_data() -> None:
             )
     structured = cast(dict[str, Any], result.structured_content)
     assert result.is_error is False and structured["sandbox"] is True
-    assert text_of(result).startswith("[sandbox data]")
+    assert text_of(result).startswith('{"sandbox":true,')  # the first thing a model reads of the result
 
 
 def test_a_missing_key_is_a_one_sentence_startup_error_naming_the_variable_and_the_sandbox() -> None:
@@ -92,6 +98,17 @@ def test_the_demo_runs_end_to_end_and_shows_every_step() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
-    for expected in ("from cache", "Refused before spending anything", "the server asks the user", "receipt"):
+    for expected in (
+        "2 from cache",
+        "Refused before spending anything",
+        "the server asks the user",
+        "receipt",
+        "'VP' is 'Vice President'",  # a mistake caught for free
+        '"match_type":"search"',  # the search-only preview
+        "the headline task",
+    ):
         assert expected in out, expected
+    # The headline task (five people with work emails, 10.15 at most) runs without a prompt at the defaults.
+    headline = out.split("the headline task")[1].split("──")[0]
+    assert "the server asks the user" not in headline and "estimate of 10.15 credits" in headline
     assert "Traceback" not in done.stderr

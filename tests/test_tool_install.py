@@ -23,12 +23,14 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from person_enrich_mcp import __version__
+from person_enrich_mcp.server import TOOL_SPECS
 from tests.client_snippets import CLIENTS, CONSOLE_SCRIPT_NAME, ROOT, shell_lines, stdio_entries
 from tests.conftest import Upstream
 
 UV = Path(sys.executable).parent / "uv"
 NODE_BIN = ROOT / ".venv-node" / "bin"
-TOOLS = ["enrich_person_by_url", "enrich_person_by_email", "search_then_enrich", "get_budget"]
+# Every tool the server publishes, in its order (a new tool must show through every client too).
+TOOLS = [spec.fn.__name__ for spec in TOOL_SPECS]
 SECRET = "CRUSTDATA_API_KEY"
 
 

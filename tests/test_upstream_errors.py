@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 import anyio
 import pytest
@@ -17,13 +17,14 @@ from mcp.types import CallToolResult
 
 from person_enrich_mcp.sandbox import SandboxServer
 from person_enrich_mcp.server import build_server
-from tests.conftest import CANARY_MARKER, Upstream, canary_key, sample_identifiers, settings_for, text_of
+from tests.conftest import CANARY_MARKER, Upstream, canary_key, data_of, sample_identifiers, settings_for, text_of
 
 KEY = canary_key("upstream-errors")
 
 
 def _structured(result: CallToolResult) -> dict[str, Any]:
-    return cast(dict[str, Any], result.structured_content)
+    """Structured content of a success, the facts line of an error (both checked for their shape)."""
+    return data_of(result)
 
 
 async def _enrich(upstream: Upstream, urls: list[str], **settings: Any) -> tuple[CallToolResult, dict[str, Any]]:

@@ -116,15 +116,20 @@ def prices_from(listing: AccountListing, dialect: Dialect) -> PriceTable:
     search = by_path.get(contract.PATHS[SEARCH])
     per_result = search.base_credits if search is not None and search.base_credits is not None else None
     if per_result is not None and search is not None:
-        # Premium fields of search are priced per result too; the server only ever asks search for profile URLs.
+        # Premium fields of search are priced per result too. Every search asks for profile URLs, so theirs is in the
+        # base; the fields a search-only call adds are priced from `search_premiums` (`PriceTable.search_row`).
         per_result += sum((p.credits for p in search.premium_fields if _covers_profile_url(p.field)), Decimal(0))
     listed = e1 or e2 or e3 or per_result is not None
+    suggest = by_path.get(contract.PATHS[AUTOCOMPLETE])
+    per_call = suggest.base_credits if suggest is not None and suggest.base_credits is not None else Decimal(0)
     return replace(
         table,
         enrich=enrich,
         contact=contact_price,
         live=live,
         search_per_result=per_result if per_result is not None else table.search_per_result,
+        search_premiums={p.field: p.credits for p in search.premium_fields} if search is not None else {},
+        autocomplete_per_call=per_call,
         source="account" if listed else "documented",
     )
 

@@ -24,7 +24,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, cast
 
-from person_enrich_mcp.api import EnrichMatch, SearchPage
+from person_enrich_mcp.api import EnrichMatch, SearchPage, Suggestions
 from person_enrich_mcp.fields import FieldSelection, project
 from person_enrich_mcp.privacy.subjects import hashes_of_all, identifier_hashes, person_hashes, subject_hash
 from person_enrich_mcp.state import StateStore
@@ -32,6 +32,11 @@ from person_enrich_mcp.state import StateStore
 PAGE_TTL_SECONDS = 3_600.0
 PROFILE_PREFIX = "profile:"
 PAGE_PREFIX = "page:"
+# The per-session record of profile URLs already returned (`seen.py`): person identifiers too, so erased like the rest.
+SEEN_PREFIX = "seen:"
+# Part of every hashed key: bumped when what an entry may hold changes, so a shared store never serves an entry
+# written under the old rules (version 2: strings cleaned of control, bidi and zero-width characters).
+ENTRY_FORMAT = "2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +94,7 @@ class ProfileCache:
         return self._ttl
 
     def _key(self, kind: str, identifier: str) -> str:
-        digest = hashlib.sha256(f"{kind}\0{identifier}".encode()).hexdigest()[:40]
+        digest = hashlib.sha256(f"{ENTRY_FORMAT}\0{kind}\0{identifier}".encode()).hexdigest()[:40]
         return f"{PROFILE_PREFIX}{self._scope}:{digest}"
 
     async def entry(self, kind: str, identifier: str) -> CachedEntry | None:
@@ -147,7 +152,7 @@ class ProfileCache:
         await self._store.cache_delete([self._key(kind, identifier)])
 
     def _page_key(self, query: str) -> str:
-        digest = hashlib.sha256(f"page\0{query}".encode()).hexdigest()[:40]
+        digest = hashlib.sha256(f"{ENTRY_FORMAT}\0page\0{query}".encode()).hexdigest()[:40]
         return f"{PAGE_PREFIX}{self._scope}:{digest}"
 
     async def get_page(self, query: str) -> SearchPage | None:
@@ -180,6 +185,24 @@ class ProfileCache:
             self._page_key(query), json.dumps(value, separators=(",", ":")), min(self._ttl, PAGE_TTL_SECONDS)
         )
 
+    def _suggestions_key(self, field: str, query: str, limit: int) -> str:
+        digest = hashlib.sha256(f"{ENTRY_FORMAT}\0suggest\0{field}\0{query}\0{limit}".encode()).hexdigest()[:40]
+        return f"suggest:{self._scope}:{digest}"
+
+    async def get_suggestions(self, field: str, query: str, limit: int) -> Suggestions | None:
+        """Autocomplete values read before for this field, query and limit, if still fresh."""
+        if self._ttl <= 0:
+            return None
+        raw = await self._store.cache_get(self._suggestions_key(field, query, limit))
+        return None if raw is None else Suggestions.model_validate_json(raw)
+
+    async def put_suggestions(self, field: str, query: str, limit: int, suggestions: Suggestions) -> None:
+        """Remember autocomplete values (free to ask again, but each ask takes a rate-limit slot)."""
+        if self._ttl <= 0:
+            return
+        key = self._suggestions_key(field, query, limit)
+        await self._store.cache_put(key, suggestions.model_dump_json(), min(self._ttl, PAGE_TTL_SECONDS))
+
     # --- erasure and expiry ----------------------------------------------------------------------------------------
 
     async def about(self, hashes: set[str] | frozenset[str]) -> list[tuple[str, dict[str, Any]]]:
@@ -188,7 +211,7 @@ class ProfileCache:
         found: list[tuple[str, dict[str, Any]]] = []
         if not hashes:
             return found
-        for prefix, kind in ((PROFILE_PREFIX, "profile"), (PAGE_PREFIX, "page")):
+        for prefix, kind in ((PROFILE_PREFIX, "profile"), (PAGE_PREFIX, "page"), (SEEN_PREFIX, "seen")):
             for key, value in await self._store.cache_items(prefix):
                 if not hashes.isdisjoint(_subjects_of(value)):
                     found.append((kind, {"key": key, **cast(dict[str, Any], json.loads(value))}))
@@ -244,4 +267,10 @@ def _subjects_of(value: str) -> set[str]:
         if isinstance(person, dict):
             found |= person_hashes(cast(dict[str, Any], person))
     found.update(subject_hash("url", str(url)) for url in cast(list[Any], entry.get("urls") or []) if url)
+    # A seen record (`seen.py`): `"u"` holds [profile URL, time, selection index] per person.
+    found.update(
+        subject_hash("url", str(cast(list[Any], item)[0]))
+        for item in cast(list[Any], entry.get("u") or [])
+        if isinstance(item, list) and item
+    )
     return found

@@ -1,7 +1,9 @@
 """`person-enrich-mcp demo`: a real MCP client session over stdio against the server in sandbox mode.
 
-It prints, step by step, what a model would see: trimmed results, receipts, a cache hit, a refused
-over-budget call and a confirmation by elicitation. All data comes from the embedded sandbox (synthetic).
+It prints, step by step, what a model would see (each result's text, shortened here) with a one-line reading of it:
+free discovery, a search-only preview, the headline task (five people with their work emails, under the default
+confirmation threshold), a cache hit, a mistake caught for free, a refused over-budget call and a confirmation by
+elicitation. All data comes from the embedded sandbox (synthetic).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
-from typing import Any
+from typing import Any, cast
 
 import anyio
 from mcp import Client, StdioServerParameters
@@ -17,8 +19,10 @@ from mcp.client import ClientRequestContext
 from mcp.client.stdio import get_default_environment
 from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult
 
+from person_enrich_mcp.fields import DEFAULT_PATHS as DEFAULT_FIELDS
+
 DEMO_BUDGET = "50"
-DEMO_CONFIRM_ABOVE = "10"
+SHOWN_CHARACTERS = 420
 SEARCH_FILTERS: dict[str, Any] = {
     "op": "and",
     "conditions": [
@@ -38,11 +42,32 @@ def _step(number: int, title: str) -> None:
     _say(f"── {number}. {title}")
 
 
+def _count(people: int) -> str:
+    return "1 person" if people == 1 else f"{people} people"
+
+
 def _show(result: CallToolResult) -> dict[str, Any]:
+    """Print the text the model reads (shortened) and a one-line reading of it; returns the data."""
     text = "\n".join(c.text for c in result.content if c.type == "text")
-    marker = "✗ error" if result.is_error else "✓"
-    _say(textwrap.indent(f"{marker} {text}", "   "))
-    return result.structured_content or {}
+    if result.is_error:
+        message, _, facts = text.rpartition("\n")
+        _say(textwrap.indent(f"✗ error: {message}\n  facts: {facts}", "   "))
+        return {}
+    shown = text if len(text) <= SHOWN_CHARACTERS else f"{text[:SHOWN_CHARACTERS]}… ({len(text.encode()):,} bytes)"
+    _say(f"   ✓ the model reads: {shown}")
+    data: dict[str, Any] = dict(result.structured_content or {})
+    receipt: Any = data.get("receipt")
+    if isinstance(receipt, dict):
+        receipt = cast(dict[str, Any], receipt)
+        hits = receipt.get("cache_hits", 0)
+        _say(
+            f"   → {_count(len(data.get('people', [])))}; charged {receipt['charged']} of an estimate of "
+            f"{receipt['estimated']} credits; {hits} from cache; {receipt['session_remaining']} left"
+        )
+    notes: list[Any] = [*data.get("notes", []), *data.get("why_empty", [])]
+    for note in notes:
+        _say(f"   → note: {note}")
+    return data
 
 
 async def _approve(context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
@@ -53,13 +78,7 @@ async def _approve(context: ClientRequestContext, params: ElicitRequestParams) -
 
 def _server_parameters() -> StdioServerParameters:
     env = get_default_environment()
-    env.update(
-        {
-            "PERSON_ENRICH_SESSION_BUDGET": DEMO_BUDGET,
-            "PERSON_ENRICH_CONFIRM_ABOVE": DEMO_CONFIRM_ABOVE,
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
+    env.update({"PERSON_ENRICH_SESSION_BUDGET": DEMO_BUDGET, "PYTHONUNBUFFERED": "1"})
     return StdioServerParameters(command=sys.executable, args=["-m", "person_enrich_mcp", "--sandbox"], env=env)
 
 
@@ -77,8 +96,9 @@ def _first_email(structured: dict[str, Any]) -> str | None:
 
 async def _session() -> None:
     _say("person-enrich-mcp demo: a real MCP session over stdio, against the embedded sandbox.")
-    _say(f"Synthetic data, no key, nothing billed. Session budget {DEMO_BUDGET} credits; confirmation above "
-         f"{DEMO_CONFIRM_ABOVE}.")  # fmt: skip
+    _say(
+        f"Synthetic data, no key, nothing billed. Session budget {DEMO_BUDGET} credits; default confirmation threshold."
+    )
     async with Client(_server_parameters(), elicitation_callback=_approve) as client:
         _step(1, "tools/list: what the model sees")
         tools = (await client.list_tools()).tools
@@ -89,28 +109,36 @@ async def _session() -> None:
         for tool in tools:
             _say(f"   - {tool.name}: {tool.title}")
 
-        _step(2, "search_then_enrich: engineers in the United States, 4 people, default fields")
-        found = _show(await client.call_tool("search_then_enrich", {"filters": SEARCH_FILTERS, "limit": 4}))
-        urls = _urls(found)
-
-        _step(
-            3,
-            "enrich_person_by_url: work emails for two of them (names cached: 1 credit per email found), "
-            "a made-up and a malformed URL",
-        )
-        ask = [*urls[:2], "https://www.linkedin.com/in/", "https://www.linkedin.com/in/not-a-real-person-0000"]
-        first = _show(
+        _step(2, "suggest_filter_values (free): the exact titles that contain 'engineering'")
+        _show(
             await client.call_tool(
-                "enrich_person_by_url",
-                {"professional_network_profile_urls": ask, "fields": ["basic_profile.name", "contact.business_emails"]},
+                "suggest_filter_values",
+                {"field": "experience.employment_details.current.title", "query": "engineering", "limit": 5},
             )
         )
 
-        _step(4, "enrich_person_by_url: the first two again with the default fields, served from the cache")
-        _show(await client.call_tool("enrich_person_by_url", {"professional_network_profile_urls": urls[:2]}))
+        _step(3, "a mistake caught for free: seniority 'VP' would match no one")
+        vp = {"field": "experience.employment_details.current.seniority_level", "type": "=", "value": "VP"}
+        _show(await client.call_tool("search_then_enrich", {"filters": vp}))
 
-        email = _first_email(first) or "someone@northwind-labs.example"
-        _step(5, f"enrich_person_by_email: {email} and a personal gmail address (rejected for free)")
+        _step(4, "search_then_enrich with enrich=false: a look at 5 candidates for 0.03 each")
+        _show(await client.call_tool("search_then_enrich", {"filters": SEARCH_FILTERS, "limit": 5, "enrich": False}))
+
+        _step(5, "the headline task: five engineers in the United States with their work emails (no prompt)")
+        found = _show(
+            await client.call_tool(
+                "search_then_enrich",
+                {"filters": SEARCH_FILTERS, "limit": 5, "fields": [*DEFAULT_FIELDS, "contact.business_emails"]},
+            )
+        )
+        urls = _urls(found)
+
+        _step(6, "enrich_person_by_url: two of them again, a made-up and a malformed URL")
+        ask = [*urls[:2], "https://www.linkedin.com/in/", "https://www.linkedin.com/in/not-a-real-person-0000"]
+        _show(await client.call_tool("enrich_person_by_url", {"professional_network_profile_urls": ask}))
+
+        email = _first_email(found) or "someone@northwind-labs.example"
+        _step(7, f"enrich_person_by_email: {email} and a personal gmail address (rejected for free)")
         _show(
             await client.call_tool(
                 "enrich_person_by_email",
@@ -118,7 +146,7 @@ async def _session() -> None:
             )
         )
 
-        _step(6, "over budget: 25 people with every contact field (up to 5 credits each) is refused up front")
+        _step(8, "over budget: 25 people with every contact field (up to 5 credits each) is refused up front")
         many = [f"https://www.linkedin.com/in/demo-person-{i:04d}" for i in range(25)]
         _show(
             await client.call_tool(
@@ -126,19 +154,11 @@ async def _session() -> None:
             )
         )
 
-        _step(7, "above the confirmation threshold: six engineers with work emails (up to 12.18 credits)")
-        _show(
-            await client.call_tool(
-                "search_then_enrich",
-                {
-                    "filters": SEARCH_FILTERS,
-                    "limit": 6,
-                    "fields": ["basic_profile.name", "basic_profile.current_title", "contact.business_emails"],
-                },
-            )
-        )
+        _step(9, "above the confirmation threshold: six engineers with phone numbers (up to 18.18 credits)")
+        phones = ["basic_profile.name", "contact.phone_numbers"]
+        _show(await client.call_tool("search_then_enrich", {"filters": SEARCH_FILTERS, "limit": 6, "fields": phones}))
 
-        _step(8, "get_budget: the session's books (free)")
+        _step(10, "get_budget: the session's books (free)")
         budget = _show(await client.call_tool("get_budget", {}))
         for receipt in budget.get("receipts", []):
             _say(

@@ -30,12 +30,15 @@
             └── ServerError                 5xx
 
 `model_message(exc)` is the only function that writes the sentence a model sees: it names the cause and
-the next step, and never includes the API key or a raw upstream body.
+the next step, never includes the API key or a raw upstream body, and is one line of clean text.
 """
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, localcontext
+
+from person_enrich_mcp.untrusted import clean_text
 
 
 def format_credits(amount: Decimal) -> str:
@@ -266,6 +269,10 @@ class ServerError(APIStatusError):
     code = "upstream_unavailable"
 
 
+# Where an upstream 400 starts listing every valid field name (hundreds of them).
+_FIELD_LIST = re.compile(r"\b(Supported fields|Available fields are|Supported sort fields)\b\s*:?", re.IGNORECASE)
+
+
 def _ref(exc: APIError) -> str:
     return f" (upstream request id {exc.request_id})" if exc.request_id else ""
 
@@ -289,7 +296,8 @@ def model_message(exc: PersonEnrichError, *, already_charged: Decimal = Decimal(
             f"That request was not charged, but this call had already spent {format_credits(already_charged)} "
             "credits (see the receipt).",
         )
-    return text
+    # Messages can quote an upstream answer or an argument: one line, no control or bidi characters, whatever they held.
+    return clean_text(text)
 
 
 def _describe(exc: PersonEnrichError) -> str:
@@ -336,8 +344,12 @@ def _describe(exc: PersonEnrichError) -> str:
                 "charged. It speaks another revision of the API than this server was told: the operator should set "
                 "PERSON_ENRICH_API_DIALECT=auto (found out for free) and restart; retrying will not help."
             )
+        said = str(exc)
+        listed = _FIELD_LIST.search(said)
+        if listed is not None:  # a long list of valid names helps less than the free ways to look them up
+            said = said[: listed.start()].rstrip() + " (valid names: person-enrich://search-fields, free)"
         return (
-            f"The Person API rejected the request ({exc.status_code}): {exc}{_ref(exc)}. Nothing was charged. "
+            f"The Person API rejected the request ({exc.status_code}): {said}{_ref(exc)}. Nothing was charged. "
             "Fix the argument it names and call again."
         )
     if isinstance(exc, EndpointMissingError):

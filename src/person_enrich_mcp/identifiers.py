@@ -13,10 +13,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import quote, unquote, urlsplit
 
+from person_enrich_mcp.untrusted import clean_text
+
 PROFILE_URL_PREFIX = "https://www.linkedin.com/in/"
 
 _HOST_RE = re.compile(r"(?:(?:www|[a-z]{2})\.)?linkedin\.com")
-_SLUG_RE = re.compile(r"[\w\-.]{3,100}", re.UNICODE)
+_SLUG_CHARS_RE = re.compile(r"[\w\-.]+", re.UNICODE)
+MIN_SLUG_LENGTH = 3
+MAX_SLUG_LENGTH = 100
 # Deliberately narrower than RFC 5322: the upstream rejects a whole batch for one address it cannot read,
 # so only the characters work addresses use in practice pass (letters, digits, . _ % + -).
 _EMAIL_RE = re.compile(
@@ -124,8 +128,14 @@ def normalise_profile_url(raw: str) -> str:
         raise IdentifierRejected("expected a single /in/<slug> path, e.g. https://www.linkedin.com/in/jane-doe")
     slug = unquote(segments[1], errors="strict")
     # After one round of decoding a slug holds no "%": one that does was double-encoded or malformed.
-    if "%" in slug or not _SLUG_RE.fullmatch(slug) or slug.strip(".-") == "":
+    if "%" in slug or not _SLUG_CHARS_RE.fullmatch(slug) or slug.strip(".-") == "":
         raise IdentifierRejected("the profile slug has characters a profile URL cannot have")
+    if not MIN_SLUG_LENGTH <= len(slug) <= MAX_SLUG_LENGTH:
+        size = "too short" if len(slug) < MIN_SLUG_LENGTH else "too long"
+        raise IdentifierRejected(
+            f"the profile slug is {size} ({len(slug)} characters; profile slugs have {MIN_SLUG_LENGTH} to "
+            f"{MAX_SLUG_LENGTH}): check that the URL was copied whole"
+        )
     # Canonical form: lower case, non-ASCII percent-encoded (as profile URLs are shared), so it is stable.
     return PROFILE_URL_PREFIX + quote(slug.lower(), safe="-_.")
 
@@ -155,7 +165,9 @@ def normalise_business_email(raw: str) -> str:
 
 
 def _echo(raw: str) -> str:
-    return raw if len(raw) <= ECHO_LENGTH else raw[: ECHO_LENGTH - 1] + "…"
+    """A rejected identifier as it is shown back: cleaned like third-party text (it may hold anything), and short."""
+    shown = clean_text(raw)
+    return shown if len(shown) <= ECHO_LENGTH else shown[: ECHO_LENGTH - 1] + "…"
 
 
 def _check_all(raw_values: list[str], normalise: Callable[[str], str]) -> IdentifierBatch:

@@ -17,6 +17,7 @@ from person_enrich_mcp.api import contract
 from person_enrich_mcp.api.contract import Dialect
 
 _ZERO = Decimal(0)
+PROFILE_URL = "social_handles.professional_network_identifier.profile_url"
 
 
 def _touches(paths: Iterable[str], addon: str) -> bool:
@@ -57,6 +58,11 @@ class PriceTable:
     search_per_result: Decimal
     verified_surcharge: Decimal
     source: Source = "documented"
+    # Per-result extras of search fields the account's plan prices (`search_per_result` already holds the profile
+    # URL's, the one field every search asks for).
+    search_premiums: Mapping[str, Decimal] = field(default_factory=dict[str, Decimal])
+    # Autocomplete is free as documented; an account's plan can price it per call.
+    autocomplete_per_call: Decimal = _ZERO
 
     @classmethod
     def documented(cls, dialect: Dialect) -> PriceTable:
@@ -78,6 +84,19 @@ class PriceTable:
     def search(self, results: int) -> Decimal:
         """Credits for a search page that returned `results` profiles."""
         return self.search_per_result * results
+
+    def search_row(self, fields: Iterable[str]) -> Decimal:
+        """Credits per result of a search that returns `fields` (the profile URL's price included)."""
+        wanted = tuple(fields)
+        extra = sum(
+            (
+                price
+                for path, price in self.search_premiums.items()
+                if not _touches((PROFILE_URL,), path) and _touches(wanted, path)
+            ),
+            _ZERO,
+        )
+        return self.search_per_result + extra
 
 
 def to_credits(value: float | int | str | Decimal) -> Decimal:

@@ -19,6 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from person_enrich_mcp.errors import ConfigurationError
 
 DEFAULT_BASE_URL = "https://api.crustdata.com"
+# A model's own `max_credits` may approve up to this many times the confirmation threshold: enough for a real task
+# (three headline-sized searches at once), not enough for a forged "call again with max_credits=500" to drain a
+# budget without the user seeing a prompt.
+MODEL_APPROVAL_FACTOR = Decimal(3)
 API_VERSION = "2025-11-01"
 
 
@@ -40,6 +44,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("session_budget", "PERSON_ENRICH_SESSION_BUDGET", "--session-budget", "credits one session may spend"),
     Option(
         "confirm_above", "PERSON_ENRICH_CONFIRM_ABOVE", "--confirm-above", "ask the user before a call estimated above"
+    ),
+    Option(
+        "model_approval_limit",
+        "PERSON_ENRICH_MODEL_APPROVAL_LIMIT",
+        "--model-approval-limit",
+        "most a call's own max_credits can approve when the client cannot ask the user; above it only the user "
+        "can approve (default: 3 × the confirmation threshold)",
     ),
     Option("max_result_bytes", "PERSON_ENRICH_MAX_RESULT_BYTES", "--max-result-bytes", "size cap of one result"),
     Option("cache_ttl_seconds", "PERSON_ENRICH_CACHE_TTL", "--cache-ttl", "seconds a looked-up profile is reused"),
@@ -254,7 +265,9 @@ class Settings(BaseModel):
     api_key: SecretStr | None = None
     api_base_url: str = DEFAULT_BASE_URL
     session_budget: Decimal = Field(default=Decimal(50), ge=0, le=Decimal(1_000_000))
-    confirm_above: Decimal = Field(default=Decimal(10), ge=0)
+    confirm_above: Decimal = Field(default=Decimal(15), ge=0)
+    # None: `MODEL_APPROVAL_FACTOR` × `confirm_above` (see `approval_limit`).
+    model_approval_limit: Decimal | None = Field(default=None, ge=0)
     max_result_bytes: int = Field(default=40_000, ge=2_000, le=5_000_000)
     cache_ttl_seconds: float = Field(default=86_400.0, ge=0)
     negative_cache_ttl_seconds: float = Field(default=600.0, ge=0)
@@ -303,6 +316,13 @@ class Settings(BaseModel):
     keepalive_timeout_seconds: int = Field(default=5, ge=1, le=600)
     max_connections: int = Field(default=1000, ge=8, le=100_000)
 
+    @property
+    def approval_limit(self) -> Decimal:
+        """The most a model may approve on its own with `max_credits`; above it, only the user (by elicitation)."""
+        if self.model_approval_limit is not None:
+            return self.model_approval_limit
+        return self.confirm_above * MODEL_APPROVAL_FACTOR
+
     def require_api_key(self) -> SecretStr:
         """The key, or a one-sentence startup error naming the variable and `--sandbox`."""
         if self.api_key is None or not self.api_key.get_secret_value().strip():
@@ -344,7 +364,7 @@ def load_settings(flags: Mapping[str, Any] | None = None, environ: Mapping[str, 
             sources[option.field] = option.env
     values.update(given)
     try:
-        for name in ("session_budget", "confirm_above", "principal_budget"):
+        for name in ("session_budget", "confirm_above", "model_approval_limit", "principal_budget"):
             if name in values:
                 values[name] = Decimal(str(values[name]))
         for name in ("allowed_hosts", "allowed_origins", "deny_fields"):
@@ -352,7 +372,7 @@ def load_settings(flags: Mapping[str, Any] | None = None, environ: Mapping[str, 
                 values[name] = tuple(part.strip() for part in values[name].split(",") if part.strip())
         return Settings(**values)
     except InvalidOperation:
-        money = ("session_budget", "confirm_above", "principal_budget")
+        money = ("session_budget", "confirm_above", "model_approval_limit", "principal_budget")
         bad = next(n for n in money if n in values and not _is_decimal(values[n]))
         raise ConfigurationError(f"{sources.get(bad, bad)} must be a number of credits") from None
     except ValidationError as exc:

@@ -6,7 +6,7 @@
 
 Usage: python langchain_client.py SERVER_COMMAND [ARG ...]
 Prints one JSON object: the versions used, each tool as LangChain and an OpenAI-style binding see it, and
-the results of three calls made in one MCP session.
+the results of the calls made in one MCP session (searches, look-ups, a paid work-email look-up, a refusal).
 """
 
 from __future__ import annotations
@@ -22,6 +22,16 @@ from langchain_mcp_adapters.client import MultiServerMCPClient
 from langchain_mcp_adapters.tools import load_mcp_tools
 
 GERMANY = {"field": "basic_profile.location.country", "type": "=", "value": "Germany"}
+# People whose current role has a verified work email (elsewhere than the first search, so none of them is left out
+# of the page as already seen): a paid look-up of their work emails finds one.
+WITH_WORK_EMAIL = {
+    "op": "and",
+    "conditions": [
+        {"field": "basic_profile.location.country", "type": "=", "value": "France"},
+        {"field": "experience.employment_details.current.business_email_verified", "type": "=", "value": True},
+    ],
+}
+WORK_EMAIL_FIELDS = ["basic_profile.name", "contact.business_emails"]
 
 
 def _schema(tool: Any) -> dict[str, Any]:
@@ -30,7 +40,10 @@ def _schema(tool: Any) -> dict[str, Any]:
 
 
 async def _call(tool: Any, call_id: str, args: dict[str, Any]) -> dict[str, Any]:
-    """Invoke a tool with a tool call, as an agent does, so the message keeps the structured artifact."""
+    """Invoke a tool with a tool call, as an agent does, so the message keeps the structured artifact.
+
+    `content` is what LangChain puts in front of the model; `artifact` it keeps aside, out of the model's view.
+    """
     message = await tool.ainvoke({"type": "tool_call", "id": call_id, "name": tool.name, "args": args})
     return {"content": message.content, "artifact": message.artifact, "status": message.status}
 
@@ -42,7 +55,19 @@ async def run(command: str, args: list[str]) -> dict[str, Any]:
         found = await _call(tools["search_then_enrich"], "call-1", {"filters": GERMANY, "limit": 2})
         urls = [p["matched_on"] for p in found["artifact"]["structured_content"]["people"]]
         again = await _call(tools["enrich_person_by_url"], "call-2", {"professional_network_profile_urls": urls})
-        budget = await _call(tools["get_budget"], "call-3", {})
+        # A paid look-up of work emails: the emails it paid for must be in the message content the model reads.
+        candidates = await _call(
+            tools["search_then_enrich"], "call-3", {"filters": WITH_WORK_EMAIL, "limit": 2, "enrich": False}
+        )
+        with_email = [p["matched_on"] for p in candidates["artifact"]["structured_content"]["people"]]
+        emails = await _call(
+            tools["enrich_person_by_url"],
+            "call-4",
+            {"professional_network_profile_urls": with_email, "fields": WORK_EMAIL_FIELDS},
+        )
+        # A refusal (above the confirmation threshold, and LangChain cannot show a prompt) reaches the model too.
+        refused = await _call(tools["search_then_enrich"], "call-5", {"filters": GERMANY, "limit": 20})
+        budget = await _call(tools["get_budget"], "call-6", {})
     return {
         "versions": {name: version(name) for name in ("langchain-mcp-adapters", "langchain-core", "mcp")},
         "tools": [
@@ -51,6 +76,9 @@ async def run(command: str, args: list[str]) -> dict[str, Any]:
         ],
         "search_then_enrich": found,
         "enrich_person_by_url": again,
+        "candidates": candidates,
+        "work_emails": emails,
+        "refused": refused,
         "get_budget": budget,
     }
 

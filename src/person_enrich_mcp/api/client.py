@@ -67,6 +67,7 @@ from person_enrich_mcp.errors import (
     ServerError,
 )
 from person_enrich_mcp.metrics import Metrics
+from person_enrich_mcp.untrusted import clean_data, clean_text, needs_cleaning
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +153,15 @@ def _denied_fields(metadata: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(denied))
 
 
+def _shorten(message: str) -> str:
+    """An upstream message of at most `_MAX_MESSAGE` characters, cut between words (never inside a name)."""
+    if len(message) <= _MAX_MESSAGE:
+        return message
+    head = message[: _MAX_MESSAGE - 2]
+    cut = max(head.rfind(", "), head.rfind(" "))
+    return (head[:cut] if cut > 0 else head).rstrip(" ,[") + " …"
+
+
 def _error_details(content: bytes) -> tuple[str | None, str, Any]:
     """(type, message, metadata) from either envelope: nested `{"error": {...}}` or flat `{"message"}`."""
     try:
@@ -166,10 +176,10 @@ def _error_details(content: bytes) -> tuple[str | None, str, Any]:
         error = cast(dict[str, Any], error)
         return (
             str(error.get("type")) if error.get("type") is not None else None,
-            str(error.get("message") or "")[:_MAX_MESSAGE],
+            _shorten(clean_text(str(error.get("message") or ""))),
             error.get("metadata"),
         )
-    return None, str(body.get("message") or "")[:_MAX_MESSAGE], None
+    return None, _shorten(clean_text(str(body.get("message") or ""))), None
 
 
 def _nested(content: bytes) -> bool:
@@ -498,11 +508,13 @@ class PersonAPI:
             )  # fmt: skip
             if 200 <= status < 300:
                 try:
-                    return json.loads(content), credits, request_id, limits
+                    payload: Any = json.loads(content)
                 except (ValueError, UnicodeDecodeError):
                     raise APIResponseError(
                         "the answer is not valid JSON", request_id=request_id, credits_used=credits
                     ) from None
+                # Profile text is third-party: cleaned here, before anything can cache, log or return it.
+                return (clean_data(payload) if needs_cleaning(content) else payload), credits, request_id, limits
             # An answer that reports a bill was processed, whatever its status: retrying would pay twice.
             billed = credits is not None and credits > 0
             if status == 429 and not billed:

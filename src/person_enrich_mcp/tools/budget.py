@@ -6,7 +6,6 @@ from typing import Annotated
 
 from mcp.types import CallToolResult
 
-from person_enrich_mcp.budget import span
 from person_enrich_mcp.errors import PersonEnrichError, format_credits
 from person_enrich_mcp.tools.context import AppState, ToolContext, app_state, owner_of
 from person_enrich_mcp.tools.results import BudgetResult, success
@@ -15,7 +14,7 @@ RECEIPTS_SHOWN = 10
 
 
 async def get_budget(ctx: ToolContext) -> Annotated[CallToolResult, BudgetResult]:
-    """Credits spent, reserved and left in this session, with the last 10 receipts. Free."""
+    """Credits spent, reserved and left in this session; its last 10 receipts. Free."""
     app = app_state(ctx)
     owner = owner_of(ctx)
     view = await app.budget.view(owner)
@@ -27,6 +26,7 @@ async def get_budget(ctx: ToolContext) -> Annotated[CallToolResult, BudgetResult
         unverified=format_credits(view.unverified),
         remaining=format_credits(view.remaining),
         confirm_above=format_credits(app.settings.confirm_above),
+        max_credits_approves_up_to=format_credits(app.settings.approval_limit),
         receipts=await app.budget.receipts(owner, RECEIPTS_SHOWN),
         window=(
             {
@@ -41,22 +41,7 @@ async def get_budget(ctx: ToolContext) -> Annotated[CallToolResult, BudgetResult
         ),
         account=account,
     )
-    per = f" (per rolling {span(app.budget.session_window_seconds)} window)" if owner.rolling else ""
-    summary = (
-        f"Session budget{per}: {result.spent} of {result.limit} credits spent, {result.remaining} left "
-        f"({result.reserved} reserved by calls in progress). Calls estimated above {result.confirm_above} "
-        "credits ask for confirmation."
-    )
-    if view.window is not None:
-        summary += (
-            f" Your rolling {result.window['hours'] if result.window else ''}-hour budget across sessions has "
-            f"{format_credits(view.window.remaining)} of {format_credits(view.window.limit)} left."
-        )
-    if view.unverified:
-        summary += f" {result.unverified} credits are held for upstream calls whose outcome is unknown."
-    if account is not None and "balance" in account:
-        summary += f" The Crustdata account has {account['balance']} credits."
-    return success(result, summary)
+    return success(result)
 
 
 async def _account(app: AppState) -> dict[str, str] | None:

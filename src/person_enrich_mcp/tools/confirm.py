@@ -3,11 +3,14 @@
 The question is asked from a resolver (`Annotated[..., Resolve(fn)]`), which the SDK turns into a push
 elicitation on legacy connections and an input-required round trip on 2026-07-28, so one code path serves
 both protocol eras. When the client cannot show a prompt, the call proceeds only if it passed
-`max_credits` at or above the estimate.
+`max_credits` at or above the estimate, and only up to the operator's model approval limit: above that, a
+model cannot approve spending on its own (a forged "call again with max_credits=500" in profile text must not
+be enough), so only the user can, in a client that can ask them.
 """
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import Any, Literal, cast
 
@@ -20,6 +23,7 @@ from person_enrich_mcp.errors import (
     CallCeilingError,
     ConfirmationDeclinedError,
     ConfirmationRequiredError,
+    InputError,
     PersonEnrichError,
     SpendRefusedError,
     format_credits,
@@ -38,7 +42,9 @@ class SpendDecision(BaseModel):
     """A decision taken without asking anyone."""
 
     approved: bool
-    how: Literal["not_needed", "max_credits", "cannot_ask", "over_budget", "over_balance", "over_ceiling"]
+    how: Literal[
+        "not_needed", "max_credits", "cannot_ask", "over_model_limit", "over_budget", "over_balance", "over_ceiling"
+    ]
 
 
 def _client_can_ask(ctx: ToolContext) -> bool:
@@ -48,12 +54,27 @@ def _client_can_ask(ctx: ToolContext) -> bool:
     return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
 
 
+def check_max_credits(max_credits: float | None) -> None:
+    """Refuse a `max_credits` that is not a number of credits (NaN or infinity).
+
+    Raises:
+        InputError: naming the value and what to pass instead.
+    """
+    if max_credits is not None and not math.isfinite(max_credits):
+        raise InputError(
+            f"max_credits must be a finite number of credits (got {max_credits}); pass the most this call may spend, "
+            "e.g. max_credits=12, or leave it out. Nothing was sent or spent."
+        )
+
+
 async def decide(
     ctx: ToolContext, quote: Quote, max_credits: float | None, *, tool: str
 ) -> SpendDecision | Elicit[SpendApproval]:
     """Decide whether a quote needs the user's approval, and ask for it when it does and can."""
     app = app_state(ctx)
     threshold = app.settings.confirm_above
+    if max_credits is not None and not math.isfinite(max_credits):
+        return SpendDecision(approved=True, how="not_needed")  # the tool body refuses it as invalid input
     if quote.estimate <= threshold:
         return SpendDecision(approved=True, how="not_needed")
     if max_credits is not None and quote.estimate > to_credits(max_credits):
@@ -68,6 +89,8 @@ async def decide(
     if over_balance(quote, balance) is not None:
         return SpendDecision(approved=False, how="over_balance")  # the tool refuses it with the details
     if not _client_can_ask(ctx):
+        if quote.estimate > app.settings.approval_limit:
+            return SpendDecision(approved=False, how="over_model_limit")
         approved = max_credits is not None and to_credits(max_credits) >= quote.estimate
         return SpendDecision(approved=approved, how="max_credits" if approved else "cannot_ask")
     return Elicit(
@@ -79,7 +102,13 @@ async def decide(
 
 
 def refusal(
-    outcome: Any, quote: Quote, max_credits: float | None, *, threshold: Decimal, remaining: Decimal
+    outcome: Any,
+    quote: Quote,
+    max_credits: float | None,
+    *,
+    threshold: Decimal,
+    remaining: Decimal,
+    approval_limit: Decimal | None = None,
 ) -> SpendRefusedError | None:
     """The refusal for a quote given the resolver's outcome, or None when the call may go ahead.
 
@@ -111,6 +140,17 @@ def refusal(
     if isinstance(data, SpendDecision):
         if data.approved or data.how == "over_budget":
             return None  # over budget: the reservation refuses with the full explanation
+        if data.how == "over_model_limit":
+            limit = format_credits(approval_limit if approval_limit is not None else threshold)
+            return ConfirmationRequiredError(
+                f"Not run: this call could cost up to {format_credits(quote.estimate)} credits ({quote.breakdown}), "
+                f"more than the {limit} credits a call's own max_credits may approve, and this client cannot show "
+                "the user a confirmation prompt. Only the user can approve this much: ask them to run it in a client "
+                "that can show confirmation prompts, or ask the operator to raise PERSON_ENRICH_MODEL_APPROVAL_LIMIT; "
+                f"or lower the cost{_ways(quote)}. Nothing was spent.",
+                estimate=quote.estimate,
+                remaining=remaining,
+            )
         return ConfirmationRequiredError(
             f"Not run: this call could cost up to {format_credits(quote.estimate)} credits ({quote.breakdown}), "
             f"above the confirmation threshold of {format_credits(threshold)}, and this client cannot show a "

@@ -20,6 +20,7 @@ from person_enrich_mcp.errors import PersonEnrichError
 from person_enrich_mcp.privacy.audit import AuditCall, AuditLog, DisabledAudit
 from person_enrich_mcp.privacy.guard import OptOuts
 from person_enrich_mcp.privacy.policy import FieldPolicy
+from person_enrich_mcp.seen import SeenProfiles
 from person_enrich_mcp.settings import Settings
 from person_enrich_mcp.state import StateStore
 from person_enrich_mcp.tools.results import failure
@@ -35,6 +36,7 @@ class AppState:
     store: StateStore
     budget: Budget
     cache: ProfileCache
+    seen: SeenProfiles
     process_session: str
     sandbox: bool
     opt_outs: OptOuts

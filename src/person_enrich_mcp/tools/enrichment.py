@@ -29,6 +29,7 @@ from person_enrich_mcp.privacy.audit import AuditCall
 from person_enrich_mcp.privacy.guard import SUPPRESSED_FOUND, SUPPRESSED_UNSENT
 from person_enrich_mcp.tools import upstream
 from person_enrich_mcp.tools.context import AppState
+from person_enrich_mcp.tools.empty_answers import EmptyAnswers
 from person_enrich_mcp.tools.lookups import MATCH_TYPES, Fetched, Kind, Lookup, Need, Plan
 from person_enrich_mcp.tools.results import EnrichResult, PersonOut, ProblemOut, receipt_out
 
@@ -532,6 +533,8 @@ def assemble(
     total_count: int | None = None,
     next_cursor: str | None = None,
     incomplete: str | None = None,
+    why_empty: list[str] | None = None,
+    notes: list[str] | None = None,
 ) -> EnrichResult:
     """Project, compact and cap the people into the result every enrichment tool returns."""
     lookup = the_plan.lookup
@@ -542,6 +545,7 @@ def assemble(
     dropped = fetched.dropped
     match_type = MATCH_TYPES[lookup.kind]
     threshold = lookup.min_score or 0.0
+    empties = EmptyAnswers(lookup.selection, the_plan.view.prices)
     for identifier, original in lookup.batch.accepted.items():
         if identifier in the_plan.suppressed:
             unsent.append(original)
@@ -566,12 +570,15 @@ def assemble(
         if not kept:
             not_found.append(original)
         for match in kept:
+            projected = project(match.person_data, lookup.selection)
             person: dict[str, Any] = {
                 "matched_on": original,
                 "match_type": match_type,
                 "confidence_score": match.confidence_score,
-                "person_data": project(match.person_data, lookup.selection),
+                "person_data": projected,
             }
+            if (missing := empties.add(projected, fetched=not cached)) is not None:
+                person["missing"] = missing  # say what came back empty, and (fetched now) what that cost
             if cached:
                 person["cached"] = True
             people.append(person)
@@ -591,7 +598,9 @@ def assemble(
     problems.extend(extra_problems or [])
     # The people get what the cap leaves after everything else the result must carry.
     around = _ENVELOPE_BYTES + json_size([p.model_dump() for p in problems]) + json_size(not_found)
+    around += json_size(notes or []) + json_size(why_empty or [])
     people, truncation = fit_to_size(people, max(app.settings.max_result_bytes - around, 500))
+    empty_note = empties.note()
     return EnrichResult(
         people=[PersonOut.model_validate(p) for p in people],
         not_found=not_found or None,
@@ -600,9 +609,19 @@ def assemble(
         next_cursor=next_cursor,
         truncated=truncation.note(app.settings.max_result_bytes) if truncation else None,
         incomplete=incomplete,
+        why_empty=why_empty,
+        notes=[*(notes or []), *([empty_note] if empty_note else [])] or None,
         sandbox=True if app.sandbox else None,
         receipt=receipt_out(receipt),
     )
+
+
+def returned_urls(the_plan: Plan, fetched: Fetched) -> list[str]:
+    """The profile URLs (normalised) of the people a URL look-up returned, from the cache or the upstream."""
+    if the_plan.lookup.kind != "url":
+        return []
+    found = {**{i: hit.matches for i, hit in the_plan.hits.items()}, **fetched.matches}
+    return [identifier for identifier, matches in found.items() if matches]
 
 
 def charged_total(reservation: Reservation | None) -> tuple[Decimal, Decimal]:

@@ -8,10 +8,10 @@ from pydantic import Field
 
 Fields = Annotated[
     list[Annotated[str, Field(max_length=200)]] | None,
-    Field(description="Sections or dot-paths; see person-enrich://fields"),
+    Field(description="See person-enrich://fields"),
 ]
 
 MaxCredits = Annotated[
     float | None,
-    Field(description="Cost cap; also confirms big spends"),
+    Field(description="Cost cap"),
 ]

@@ -1,11 +1,13 @@
-"""What the tools return: compact structured results, a short text summary, and error results.
+"""What the tools return: structured content with the same object as compact JSON text, and error results.
 
-The structured content is the data; the text block is a few lines a person (or a client that ignores
-structured content) can read, never a second copy of the JSON.
+Success: `structuredContent`, and one text block holding the same object as compact JSON, so a client that shows
+the model only text (many do) still gives it everything the call paid for. Error: `isError`, no structured content,
+and a text of the cause and next step followed by one compact JSON line of facts (error code, figures, receipt).
 """
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -28,14 +30,19 @@ class ReceiptOut(BaseModel):
 
 
 class PersonOut(BaseModel):
-    """One matched person: the identifier as given, how it matched, and the trimmed profile."""
+    """One matched person: the identifier as given, how it matched, and the trimmed profile.
+
+    A search row (`match_type` "search") has no confidence score. `missing` names requested fields that came back
+    empty where that matters: fields with a price, or all of them when nothing came back.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     matched_on: str
     match_type: str
-    confidence_score: float
+    confidence_score: float | None = None
     person_data: dict[str, Any]
+    missing: list[str] | None = None
     cached: bool | None = None
 
 
@@ -49,6 +56,7 @@ class ProblemOut(BaseModel):
 class EnrichResult(BaseModel):
     """The result of every enrichment tool."""
 
+    sandbox: bool | None = None  # first, so a model reads it before the people
     people: list[PersonOut]
     not_found: list[str] | None = None
     problems: list[ProblemOut] | None = None
@@ -56,7 +64,8 @@ class EnrichResult(BaseModel):
     next_cursor: str | None = Field(default=None, description="pass back as cursor for the next page")
     truncated: str | None = None
     incomplete: str | None = Field(default=None, description="why the call stopped early")
-    sandbox: bool | None = None
+    why_empty: list[str] | None = Field(default=None, description="the upstream's explanation of an empty search")
+    notes: list[str] | None = None
     receipt: ReceiptOut
 
 
@@ -69,6 +78,7 @@ class BudgetResult(BaseModel):
     unverified: str
     remaining: str
     confirm_above: str
+    max_credits_approves_up_to: str = Field(description="above this, only the user can approve a spend")
     receipts: list[dict[str, Any]]
     window: dict[str, str] | None = Field(default=None, description="the principal's rolling budget, over HTTP")
     account: dict[str, str] | None = Field(default=None, description="the upstream account: balance, API revision")
@@ -86,78 +96,40 @@ def receipt_out(receipt: Receipt) -> ReceiptOut:
     )
 
 
-def _dig(data: dict[str, Any], *path: str) -> Any:
-    value: Any = data
-    for part in path:
-        if isinstance(value, list):
-            value = value[0] if value else None  # pyright: ignore[reportUnknownVariableType]
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    return value  # pyright: ignore[reportUnknownVariableType]
+def compact_json(value: Any) -> str:
+    """The compact JSON text a result carries (non-ASCII kept as is: the same bytes as structured content)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _person_line(person: PersonOut) -> str:
-    data = person.person_data
-    name = _dig(data, "basic_profile", "name") or _dig(data, "professional_network", "name") or "(name not selected)"
-    title = _dig(data, "basic_profile", "current_title")
-    employer = _dig(data, "experience", "employment_details", "current", "name")
-    role = " at ".join(str(p) for p in (title, employer) if p)
-    place = _dig(data, "basic_profile", "location", "full_location")
-    parts = [str(name), role, str(place) if place else ""]
-    score = f" ({person.confidence_score:.2f})" if person.match_type == "business_email" else ""
-    cached = " [cache]" if person.cached else ""
-    return f"- {' | '.join(p for p in parts if p)}{score}{cached} <- {person.matched_on}"
+def success(result: BaseModel) -> CallToolResult:
+    """A result every client can read: structured content, and the same object as compact JSON text.
 
-
-def enrich_summary(result: EnrichResult, *, max_lines: int = 10) -> str:
-    """A few readable lines: who was found, what was not, what it cost."""
-    lines: list[str] = []
-    head = "[sandbox data] " if result.sandbox else ""
-    counts = [f"{len(result.people)} {'person' if len(result.people) == 1 else 'people'}"]
-    if result.total_count is not None:
-        counts.append(f"of {result.total_count} matching the search")
-    if result.not_found:
-        counts.append(f"{len(result.not_found)} not found")
-    if result.problems:
-        counts.append(f"{len(result.problems)} invalid, not sent")
-    r = result.receipt
-    lines.append(
-        f"{head}{', '.join(counts)}. Charged {r.charged} credits (estimate {r.estimated}, {r.cache_hits} from cache); "
-        f"session {r.session_spent} spent, {r.session_remaining} left."
-    )
-    lines.extend(_person_line(p) for p in result.people[:max_lines])
-    if len(result.people) > max_lines:
-        lines.append(f"- ... and {len(result.people) - max_lines} more in the structured result")
-    lines.extend(f"! {p.identifier}: {p.reason}" for p in (result.problems or [])[:5])
-    lines.extend(note for note in (result.incomplete, result.truncated) if note)
-    if result.next_cursor:
-        lines.append("More results: call again with the same filters, sorts and limit, and cursor=next_cursor.")
-    return "\n".join(lines)
-
-
-def success(result: BaseModel, summary: str) -> CallToolResult:
-    """A result with structured content and a short summary."""
+    Text-only clients (LangChain's tool messages, the OpenAI Agents SDK by default) pass only the text on to the
+    model, so the text must carry everything the call paid for; the spec asks for exactly this serialisation. No
+    prose copy is added: a model reads one copy of the data, and third-party strings only ever appear inside it.
+    """
+    structured = result.model_dump(mode="json", exclude_none=True)
     return CallToolResult(
-        content=[TextContent(type="text", text=summary)],
-        structured_content=result.model_dump(mode="json", exclude_none=True),
+        content=[TextContent(type="text", text=compact_json(structured))], structured_content=structured
     )
 
 
 def failure(
     exc: PersonEnrichError, *, receipt: Receipt | None = None, view: BudgetView | None = None
 ) -> CallToolResult:
-    """An `isError` result: the sentence the model reads, plus the same facts as structured content."""
+    """An `isError` result: the sentence the model reads (cause, next step), then one compact JSON line of facts.
+
+    No structured content: a client validates structured content against the tool's output schema even on errors
+    (the TypeScript SDK does), and an error has no people to list, so the facts travel in the text.
+    """
     message = model_message(exc, already_charged=receipt.charged if receipt is not None else Decimal(0))
-    error: dict[str, Any] = {"code": exc.code, "message": message}
+    error: dict[str, Any] = {"code": exc.code}
     if isinstance(exc, SpendRefusedError):
         error["estimate"] = format_credits(exc.estimate)
         error["remaining"] = format_credits(exc.remaining)
-    structured: dict[str, Any] = {"error": error}
+    facts: dict[str, Any] = {"error": error}
     if receipt is not None:
-        structured["receipt"] = receipt_out(receipt).model_dump(exclude_none=True)
+        facts["receipt"] = receipt_out(receipt).model_dump(exclude_none=True)
     elif view is not None:
-        structured["budget"] = {"spent": format_credits(view.spent), "remaining": format_credits(view.remaining)}
-    return CallToolResult(
-        content=[TextContent(type="text", text=message)], structured_content=structured, is_error=True
-    )
+        facts["budget"] = {"spent": format_credits(view.spent), "remaining": format_credits(view.remaining)}
+    return CallToolResult(content=[TextContent(type="text", text=f"{message}\n{compact_json(facts)}")], is_error=True)
