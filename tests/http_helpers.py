@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import httpx2
 from mcp import Client
@@ -109,3 +110,66 @@ async def mcp_over_http(
     http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(60, connect=5))
     async with http, Client(streamable_http_client(url, http_client=http), mode=mode, **client) as connected:
         yield connected
+
+
+def forging_client(headers: dict[str, str], session_id: Callable[[], str]) -> httpx2.AsyncClient:
+    """An HTTP client that puts an `Mcp-Session-Id` of its own choosing on every request (a forger's client)."""
+
+    async def forge(request: httpx2.Request) -> None:
+        request.headers["mcp-session-id"] = session_id()
+
+    return httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(60, connect=5), event_hooks={"request": [forge]})
+
+
+@asynccontextmanager
+async def forged_session_client(url: str, token: str | None, session_id: Callable[[], str]) -> AsyncGenerator[Client]:
+    """A 2026-07-28 MCP client whose every request claims the session `session_id()` returns."""
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    http = forging_client(headers, session_id)
+    async with http, Client(streamable_http_client(url, http_client=http), mode="auto") as connected:
+        assert connected.protocol_version == MODERN_PROTOCOL
+        yield connected
+
+
+MODERN_PROTOCOL = "2026-07-28"
+LEGACY_PROTOCOL = "2025-11-25"
+MCP_ACCEPT = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+
+
+def modern_call(method: str, params: dict[str, Any] | None = None, request_id: int = 1) -> dict[str, Any]:
+    """A 2026-07-28 JSON-RPC request body (the envelope carries the protocol version and capabilities)."""
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": MODERN_PROTOCOL,
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    return {"jsonrpc": "2.0", "id": request_id, "method": method, "params": {**(params or {}), "_meta": meta}}
+
+
+def modern_headers(method: str, token: str | None = None, name: str | None = None, **extra: str) -> dict[str, str]:
+    """The headers of a 2026-07-28 request (`name`: the tool a `tools/call` names, mirrored in `Mcp-Name`)."""
+    auth = {"authorization": f"Bearer {token}"} if token else {}
+    named = {"mcp-name": name} if name else {}
+    return MCP_ACCEPT | {"mcp-protocol-version": MODERN_PROTOCOL, "mcp-method": method} | auth | named | extra
+
+
+def legacy_initialize(request_id: int = 1) -> dict[str, Any]:
+    """A handshake-era `initialize` body (opens a legacy session)."""
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": LEGACY_PROTOCOL,
+            "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "0"},
+        },
+    }
+
+
+def rpc_result(response: httpx2.Response) -> dict[str, Any]:
+    """The JSON-RPC message of an answer, whether sent as JSON or as an SSE stream (the last data event)."""
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        events = [line[5:].strip() for line in response.text.splitlines() if line.startswith("data:")]
+        return cast(dict[str, Any], json.loads([e for e in events if e][-1]))
+    return cast(dict[str, Any], response.json())

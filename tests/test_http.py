@@ -192,9 +192,12 @@ def test_readiness_fails_when_the_state_store_is_unreachable(upstream: Upstream,
 
 
 def test_every_bind_address_gets_host_and_origin_allowlists() -> None:
-    settings = Settings(allowed_hosts=("mcp.example.com", "10.0.0.5:8000"), allowed_origins=("https://app.example",))
+    settings = Settings(
+        allowed_hosts=("mcp.example.com", "10.0.0.5:8000", "fd00:10:244::7"), allowed_origins=("https://app.example",)
+    )
     security = transport_security(settings)
     assert security.enable_dns_rebinding_protection
     assert {"mcp.example.com", "mcp.example.com:*", "10.0.0.5:8000", "127.0.0.1:*"} <= set(security.allowed_hosts)
+    assert {"[fd00:10:244::7]", "[fd00:10:244::7]:*"} <= set(security.allowed_hosts)  # a pod's IPv6 address
     assert "10.0.0.5:8000:*" not in security.allowed_hosts
     assert "https://app.example" in security.allowed_origins

@@ -43,7 +43,9 @@ TEMPLATES = ("secret.example.yaml", "ingress.example.yaml")
 NOT_SETTINGS = {
     "PYTHONDONTWRITEBYTECODE": "the root filesystem is read-only",
     "POD_NAMESPACE": "expanded into PERSON_ENRICH_ALLOWED_HOSTS",
+    "POD_IP": "expanded into PERSON_ENRICH_ALLOWED_HOSTS (probes and Prometheus send it as Host)",
 }
+POD_IP = "10.244.1.7"  # the kubelet's probes and Prometheus send the pod's address as Host
 EXPECTED_KINDS = {
     "ConfigMap",
     "Deployment",
@@ -162,8 +164,9 @@ def _pod_environment(namespace: str = NAMESPACE) -> dict[str, str]:
         elif "configMapKeyRef" in ref:
             env[var["name"]] = config[ref["configMapKeyRef"]["key"]]
         else:
-            assert ref["fieldRef"]["fieldPath"] == "metadata.namespace"
-            env[var["name"]] = namespace
+            field = ref["fieldRef"]["fieldPath"]
+            assert field in ("metadata.namespace", "status.podIP"), field
+            env[var["name"]] = namespace if field == "metadata.namespace" else POD_IP
     return env
 
 
@@ -401,14 +404,15 @@ def test_the_server_accepts_the_service_and_ingress_hosts_and_probes_from_a_pod_
         "Accept": "application/json, text/event-stream",
     }
     service = f"{APP}.{NAMESPACE}.svc.cluster.local"
-    pod_ip = "10.244.1.7:8000"  # kubelet probes and Prometheus send the pod's address as Host
+    pod_ip = f"{POD_IP}:8000"
     with TestClient(app) as client:
-        for host in (f"{APP}:8000", f"{service}:8000", "mcp.example.com"):
+        for host in (f"{APP}:8000", f"{service}:8000", "mcp.example.com", pod_ip):
             response = client.post(MCP_PATH, json=initialize, headers={**mcp_headers, "Host": host})
             assert response.status_code == 200, host
-        assert client.post(MCP_PATH, json=initialize, headers={**mcp_headers, "Host": pod_ip}).status_code == 421
         assert client.get(HEALTH_PATH, headers={"Host": pod_ip}).status_code == 200
         assert client.get(METRICS_PATH, headers={"Host": pod_ip}).status_code == 200
+        for path in (MCP_PATH, HEALTH_PATH, METRICS_PATH):  # the allowlist guards every route
+            assert client.get(path, headers={"Host": "10.244.9.9:8000"}).status_code == 421, path
 
 
 def test_the_public_url_is_on_an_allowed_host() -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from person_enrich_mcp.budget import Owner
 from person_enrich_mcp.errors import ConfigurationError, FieldDeniedError, PrivacyUnavailableError
 from person_enrich_mcp.fields import DEFAULT_SELECTION, FieldSelection, parse_fields
 from person_enrich_mcp.identifiers import IdentifierRejected
@@ -252,7 +253,7 @@ def test_pseudonyms_depend_on_the_salt_and_the_kind() -> None:
 
 
 def _record(log: AuditLog, identifier: str, tool: str = "enrich_person_by_url") -> None:
-    call = log.call(tool, "http-session:secret-session-id", "alice")
+    call = log.call(tool, Owner.legacy("alice", "secret-session-id").session, "alice")
     call.request(
         "enrich", "url", [identifier], ["basic_profile"], estimated=Decimal(1), charged=Decimal(1),
         unverified=Decimal(0), outcome="ok",
@@ -272,7 +273,7 @@ def test_records_are_one_json_line_each_with_hashed_people_and_sessions(tmp_path
     assert record["principal"] == "alice" and record["tool"] == "enrich_person_by_url"
     assert record["endpoint"] == "enrich" and record["identifiers"] == 1 and record["fields"] == ["basic_profile"]
     assert (record["estimated"], record["charged"], record["outcome"]) == ("1.00", "1.00", "ok")
-    assert record["session"].startswith("http-session:") and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert record["session"].startswith("http:alice:") and stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 def test_rotation_is_followed_and_find_reads_rotated_and_compressed_files(tmp_path: Path) -> None:

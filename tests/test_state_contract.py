@@ -19,12 +19,14 @@ import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from person_enrich_mcp.errors import ConfigurationError
 from person_enrich_mcp.state import Account, BudgetSnapshot, MemoryStore, ReserveOutcome, StateStore, open_store
+from person_enrich_mcp.state import base as state_base
 from person_enrich_mcp.state.base import WINDOW_BUCKETS
 from person_enrich_mcp.state.redis import RedisStore
 from person_enrich_mcp.state.sqlite import SQLiteStore
 from tests.http_helpers import free_port
-from tests.state_fixtures import Backend, FakeClock, RedisServer
+from tests.state_fixtures import Backend, FakeClock, RedisServer, redis_command
 from tests.state_fixtures import backend as backend  # re-exported: the parametrized fixture
 from tests.state_fixtures import redis_server as redis_server  # re-exported: the session's redis-server
 
@@ -40,6 +42,8 @@ BUCKET = WINDOW / WINDOW_BUCKETS
 SLOT_WINDOW = 0.5
 # How closely a real-clock wait report matches the expected one.
 WAIT_TOLERANCE = 0.05
+# How far apart the local clock and Redis TIME may be read.
+CLOCK_SLACK = 0.05
 
 FAKE_CLOCK = ["memory", "sqlite"]
 SHARED = ["sqlite", "redis"]
@@ -940,3 +944,167 @@ async def test_closing_the_memory_store_is_harmless(backend: Backend) -> None:
     await backend.store.aclose()
 
     assert await backend.store.cache_get("k") == "v"
+
+
+# --- bounded books: releases, forgetting, pruning -------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_releases_say_how_much_rolling_spend_leaves_the_window_and_when(backend: Backend) -> None:
+    plain, rolling = _plain("session:a", 10), _rolling("principal:p", 10)
+    backend.mark()
+    await backend.store.reserve("r1", Decimal(3), [plain, rolling], LONG_TTL)
+    await backend.store.settle("r1", Decimal(2), Decimal(1))
+
+    releases = await backend.store.releases(rolling)
+    elapsed = backend.elapsed()
+
+    assert [r.amount for r in releases] == [Decimal(3)]
+    assert WINDOW - BUCKET - elapsed - CLOCK_SLACK <= releases[0].after_seconds <= WINDOW + CLOCK_SLACK
+    assert await backend.store.releases(plain) == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("backend", FAKE_CLOCK, indirect=True)
+async def test_releases_come_soonest_first_and_spend_outside_the_window_is_not_among_them(backend: Backend) -> None:
+    rolling = _rolling("principal:p", 100)
+    backend.mark()
+    for index, amount in enumerate((4, 2, 1)):  # at 0, half a window and a whole window after the mark
+        await backend.wait(WINDOW / 2 * index)
+        await backend.store.reserve(f"r{index}", Decimal(amount), [rolling], LONG_TTL)
+        await backend.store.settle(f"r{index}", Decimal(amount))
+
+    releases = await backend.store.releases(rolling)  # the first spend has just left the window
+
+    assert [r.amount for r in releases] == [Decimal(2), Decimal(1)]
+    assert [r.after_seconds for r in releases] == [WINDOW / 2, WINDOW]
+
+
+@pytest.mark.anyio
+async def test_forget_drops_an_accounts_books_and_receipts_unless_something_is_held(backend: Backend) -> None:
+    session, principal = _plain("session:a", 10), _rolling("principal:p", 10, 3600.0)
+    await backend.store.reserve("done", Decimal(3), [session, principal], LONG_TTL)
+    await backend.store.settle("done", Decimal(3))
+    await backend.store.add_receipt("session:a", {"n": 1}, keep=10)
+    await backend.store.reserve("open", Decimal(1), [_plain("session:b", 10)], LONG_TTL)
+
+    assert await backend.store.forget("session:a") is True
+    assert await backend.store.forget("session:b") is False
+    assert await backend.store.forget("session:never-seen") is True
+
+    assert await backend.store.read(session) == EMPTY
+    assert await backend.store.receipts("session:a", 10) == []
+    assert await backend.store.read(principal) == BudgetSnapshot(Decimal(3), ZERO, ZERO)  # the principal keeps it
+    assert await backend.store.read(_plain("session:b", 10)) == BudgetSnapshot(ZERO, Decimal(1), ZERO)
+
+
+def _held_rows(backend: Backend, tmp_path: Path) -> int:
+    if backend.name == "sqlite":
+        with sqlite3.connect(tmp_path / "state.db") as db:
+            return int(db.execute("SELECT COUNT(*) FROM held").fetchone()[0])
+    reply = redis_command(_redis_port(backend), "KEYS pe:held:*")
+    return int(reply.split(b"\r\n", 1)[0][1:])
+
+
+def _redis_port(backend: Backend) -> int:
+    store = backend.store
+    assert isinstance(store, RedisStore)
+    return int(store._redis.connection_pool.connection_kwargs["port"])  # pyright: ignore[reportPrivateUsage]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("backend", SHARED, indirect=True)
+async def test_a_hold_back_at_zero_leaves_no_row_or_key_behind(backend: Backend, tmp_path: Path) -> None:
+    accounts = [_plain(f"session:{n}", 10) for n in range(20)] + [_rolling("principal:p", 1000)]
+    for n, account in enumerate(accounts[:20]):
+        await backend.store.reserve(f"r{n}", Decimal(1), [account, accounts[-1]], LONG_TTL)
+    assert _held_rows(backend, tmp_path) == 21
+    for n in range(20):
+        await backend.store.settle(f"r{n}", Decimal(0) if n % 2 else Decimal(1))
+
+    assert _held_rows(backend, tmp_path) == 0
+    assert (await backend.store.read(accounts[-1])).spent == Decimal(10)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("backend", FAKE_CLOCK, indirect=True)
+async def test_books_nobody_writes_to_are_forgotten_once_kept_long_enough_but_never_while_in_a_window(
+    backend: Backend,
+) -> None:
+    session, day, fortnight = (
+        _plain("session:a", 10),
+        _rolling("principal:p", 10, 86_400.0),
+        _rolling("principal:q", 10, 14 * 86_400.0),
+    )
+    await backend.store.reserve("r", Decimal(2), [session, day, fortnight], LONG_TTL)
+    await backend.store.settle("r", Decimal(2))
+    await backend.store.add_receipt("session:a", {"n": 1}, keep=10)
+    backend.mark()
+
+    await backend.wait(state_base.BOOKS_KEPT_SECONDS + state_base.PRUNE_INTERVAL_SECONDS)
+    await backend.store.read(_plain("session:other"))  # any operation sweeps
+
+    assert await backend.store.read(session) == EMPTY
+    assert await backend.store.receipts("session:a", 10) == []
+    assert await backend.store.read(day) == EMPTY
+    assert await backend.store.read(fortnight) == BudgetSnapshot(Decimal(2), ZERO, ZERO)  # still inside its window
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("backend", SHARED, indirect=True)
+async def test_a_rolling_account_keeps_only_the_spend_buckets_inside_its_window(
+    backend: Backend, tmp_path: Path
+) -> None:
+    rolling = _rolling("principal:p", 1000)
+    backend.mark()
+    for n in range(3 * WINDOW_BUCKETS):  # three windows' worth of buckets, one spend in each
+        await backend.store.reserve(f"r{n}", Decimal(1), [rolling], LONG_TTL)
+        await backend.store.settle(f"r{n}", Decimal(1))
+        await backend.wait(BUCKET * (n + 1))
+
+    if backend.name == "sqlite":
+        with sqlite3.connect(tmp_path / "state.db") as db:
+            buckets = int(db.execute("SELECT COUNT(*) FROM spend WHERE account = 'principal:p'").fetchone()[0])
+    else:
+        reply = redis_command(_redis_port(backend), "HLEN pe:spend:principal:p")
+        buckets = int(reply.strip()[1:])  # spent and unverified fields: at most two per bucket
+    assert buckets <= 2 * (WINDOW_BUCKETS + 1)
+
+
+# --- SQLite URLs ----------------------------------------------------------------------------------------------------
+
+
+def test_sqlite_urls_read_four_slashes_as_absolute_and_three_as_relative_to_the_start_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from person_enrich_mcp.state import sqlite_path
+
+    monkeypatch.chdir(tmp_path)
+
+    assert sqlite_path("sqlite:////var/lib/pe/state.db") == Path("/var/lib/pe/state.db")
+    assert sqlite_path("sqlite:///var/lib/pe/state.db") == tmp_path / "var/lib/pe/state.db"
+    assert sqlite_path("sqlite:///state.db") == tmp_path / "state.db"
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite:///:memory:", "sqlite:///file::memory:?cache=shared", "sqlite:///x.db?mode=memory", "sqlite://"]
+)
+def test_sqlite_urls_that_keep_nothing_are_refused(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # should one be accepted after all, its file lands here
+    with pytest.raises(ConfigurationError, match="PERSON_ENRICH_STATE_URL"):
+        open_store(url)
+
+
+@pytest.mark.anyio
+async def test_opening_a_relative_sqlite_url_logs_the_resolved_path_and_how_to_write_an_absolute_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = open_store("sqlite:///books/state.db")
+    await store.aclose()
+
+    (record,) = [r for r in caplog.records if r.name == "person_enrich_mcp.state"]
+    assert record.levelname == "WARNING"
+    assert str(tmp_path / "books/state.db") in record.getMessage()
+    assert f"sqlite:///{tmp_path}/books/state.db" in record.getMessage()  # four slashes in all
+    assert (tmp_path / "books/state.db").exists()

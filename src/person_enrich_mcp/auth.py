@@ -1,8 +1,13 @@
 """Bearer tokens for HTTP: a file of `principal sha256-of-token` lines, checked in constant time.
 
 Only hashes are at rest. `person-enrich-mcp token create NAME` prints a new random token once, with the line
-to add to the file. The file is re-read when it changes, so tokens can be added or revoked without a restart.
-The client's token authenticates it to this server only: it is never forwarded upstream.
+to add to the file. The file is re-read whenever its content changes (compared by hash, so a rewrite that
+keeps the modification time counts), so tokens can be added or revoked without a restart.
+
+It fails closed: a malformed line is skipped (one warning naming its line number, never its content) and the
+other lines apply; a file that is missing or cannot be read accepts no token at all until it can be read again.
+Each change is logged once, not once per request. The client's token authenticates it to this server only: it
+is never forwarded upstream.
 """
 
 from __future__ import annotations
@@ -51,64 +56,95 @@ class _Entry:
     digest: bytes
 
 
-def parse_tokens_file(text: str, *, source: str = "tokens file") -> list[_Entry]:
-    """Parse `principal sha256hex` lines (blank lines and `#` comments ignored).
-
-    Raises:
-        ConfigurationError: naming the first bad line (never echoing a secret).
-    """
+def read_tokens(text: str) -> tuple[list[_Entry], list[int]]:
+    """Parse `principal sha256hex` lines (blank lines and `#` comments ignored): the entries, and the numbers
+    of the lines that are malformed (skipped)."""
     entries: list[_Entry] = []
+    bad: list[int] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         parts = line.split()
         if len(parts) != 2 or not _PRINCIPAL_RE.fullmatch(parts[0]) or not _HASH_RE.fullmatch(parts[1].lower()):
-            raise ConfigurationError(
-                f"{source}, line {number}: expected 'principal sha256-of-token' (64 hex digits); "
-                "create lines with `person-enrich-mcp token create NAME`"
-            )
+            bad.append(number)
+            continue
         entries.append(_Entry(parts[0], bytes.fromhex(parts[1].lower())))
+    return entries, bad
+
+
+def _bad_line(source: str, number: int) -> str:
+    return (
+        f"{source}, line {number}: expected 'principal sha256-of-token' (64 hex digits); "
+        "create lines with `person-enrich-mcp token create NAME`"
+    )
+
+
+def parse_tokens_file(text: str, *, source: str = "tokens file") -> list[_Entry]:
+    """Parse a tokens file strictly.
+
+    Raises:
+        ConfigurationError: naming the first bad line (never echoing a secret).
+    """
+    entries, bad = read_tokens(text)
+    if bad:
+        raise ConfigurationError(_bad_line(source, bad[0]))
     return entries
 
 
 class TokenFileVerifier(TokenVerifier):
-    """The SDK's token-verifier seam, backed by the tokens file."""
+    """The SDK's token-verifier seam, backed by the tokens file (re-read on every check, applied on change)."""
 
     def __init__(self, path: str | Path) -> None:
         self._path = Path(path)
         self._lock = threading.Lock()
-        self._mtime: float | None = None
+        self._seen: bytes | str | None = None  # the content hash last applied, or the read error last reported
         self._entries: list[_Entry] = []
-        self._load()  # fail at startup, not on the first request, when the file is missing or malformed
+        try:
+            self._path.read_bytes()
+        except OSError as exc:  # at start a wrong path is a mistake to report, not a server nobody can use
+            raise ConfigurationError(f"PERSON_ENRICH_TOKENS_FILE: cannot read {self._path}: {exc.strerror}") from None
+        self._refresh()
 
     def __repr__(self) -> str:
         return f"TokenFileVerifier({str(self._path)!r}, principals={len(self._entries)})"
 
-    def _load(self) -> None:
+    def _refresh(self) -> None:
+        """Apply the file as it is now; log once per change."""
         try:
-            stat = self._path.stat()
-            if stat.st_mtime == self._mtime:
-                return
-            entries = parse_tokens_file(self._path.read_text(encoding="utf-8"), source=str(self._path))
+            content = self._path.read_bytes()
         except OSError as exc:
-            raise ConfigurationError(f"PERSON_ENRICH_TOKENS_FILE: cannot read {self._path}: {exc.strerror}") from None
+            problem = f"cannot read it ({exc.strerror})"
+            with self._lock:
+                changed, self._seen, self._entries = self._seen != problem, problem, []
+            if changed:
+                logger.warning("tokens file %s: %s; no token is accepted until it can be read", self._path, problem)
+            return
+        digest = hashlib.sha256(content).digest()
         with self._lock:
-            self._entries, self._mtime = entries, stat.st_mtime
+            if digest == self._seen:
+                return
+        entries, bad = read_tokens(content.decode("utf-8", errors="replace"))
+        with self._lock:
+            if digest == self._seen:  # another check applied the same content meanwhile
+                return
+            self._entries, self._seen = entries, digest
+        for number in bad:
+            logger.warning(
+                "%s; the line is skipped, the other lines apply", _bad_line(f"tokens file {self._path}", number)
+            )
         logger.info("loaded %d principals from %s", len(entries), self._path)
 
     async def verify_token(self, token: str) -> AccessToken | None:
         """The principal a token belongs to, or None; every entry is compared, in constant time."""
-        try:
-            self._load()
-        except ConfigurationError:
-            logger.exception("tokens file unreadable; keeping the last good copy")
+        self._refresh()
         digest = hashlib.sha256(token.encode()).digest()
         match: str | None = None
         with self._lock:
-            for entry in self._entries:
-                if hmac.compare_digest(digest, entry.digest) and match is None:
-                    match = entry.principal
+            entries = self._entries
+        for entry in entries:
+            if hmac.compare_digest(digest, entry.digest) and match is None:
+                match = entry.principal
         if match is None:
             return None
         return AccessToken(token=token, client_id=match, scopes=[SCOPE], subject=match)

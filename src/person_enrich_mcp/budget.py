@@ -1,5 +1,9 @@
 """Per-session credit budgets: quote, reserve, settle or release, and receipts.
 
+A session is what one client holds: the process (stdio), a legacy HTTP session of one principal, or, for a
+client without a session (the 2026-07-28 protocol), the principal's rolling session window. Every HTTP session
+is keyed by its principal too, so no principal can reach or spend another's.
+
 Nothing is spent before it is reserved. A reservation is an async context manager: inside it the caller
 records what the upstream charged (synchronously, so a cancellation cannot slip between the answer and
 the record); on exit, whatever happened, the reservation is settled to those charges and the rest is
@@ -21,7 +25,7 @@ import anyio
 
 from person_enrich_mcp.errors import BudgetExceededError, format_credits
 from person_enrich_mcp.metrics import Metrics
-from person_enrich_mcp.state import Account, StateStore
+from person_enrich_mcp.state import Account, Release, StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +44,25 @@ class Quote:
 
 @dataclass(frozen=True, slots=True)
 class Owner:
-    """Who a call is charged to: its session, and the authenticated principal behind it (if any)."""
+    """Who a call is charged to: its session, and the principal behind it (if any).
+
+    `rolling`: the session is a client without one (2026-07-28 over HTTP), so its budget rolls over the session
+    window instead of lasting as long as a connection.
+    """
 
     session: str
     principal: str | None = None
+    rolling: bool = False
+
+    @classmethod
+    def legacy(cls, principal: str, session_id: str) -> Owner:
+        """A legacy HTTP session the SDK opened for `principal` (its `Mcp-Session-Id`)."""
+        return cls(f"http:{principal}:{session_id}", principal)
+
+    @classmethod
+    def sessionless(cls, principal: str) -> Owner:
+        """A principal's calls without a session: one rolling session budget per principal."""
+        return cls(f"http:{principal}", principal, rolling=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +115,44 @@ class Receipt:
         return {k: (format_credits(v) if isinstance(v, Decimal) else v) for k, v in asdict(self).items()}
 
 
+def span(seconds: float) -> str:
+    """A window length as an adjective: "24-hour", "90-minute", "5-second"."""
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g}-hour"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g}-minute"
+    return f"{seconds:g}-second"
+
+
+def duration(seconds: float) -> str:
+    """A wait, rounded up, for a person: "45 s", "12 min", "3 h 5 min"."""
+    whole = max(int(-(-seconds // 1)), 1)
+    if whole < 120:
+        return f"{whole} s"
+    minutes = -(-whole // 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60} min" if minutes % 60 else f"{minutes // 60} h"
+
+
+def _frees_up(estimate: Decimal, remaining: Decimal, limit: Decimal, releases: list[Release]) -> str:
+    """When a rolling budget frees up: the next release, and when this call would fit (if it ever can)."""
+    if not releases:
+        return " Nothing frees up until the calls in progress finish."
+    first = releases[0]
+    text = f" {format_credits(first.amount)} credits free up in {duration(first.after_seconds)}"
+    if estimate > limit:
+        return text + "; this call is larger than the whole budget."
+    available = remaining
+    for release in releases:
+        available += release.amount
+        if available >= estimate:
+            if release is first:
+                return text + ", enough for this call."
+            return text + f"; enough for this call in {duration(release.after_seconds)}."
+    return text + "."
+
+
 class Reservation:
     """Credits held for one call until it settles; use as `async with budget.reserve(...) as reservation`."""
 
@@ -130,9 +187,18 @@ class Reservation:
         )
         metrics = self._budget.metrics
         if not outcome.granted:
-            by_window = outcome.refused_by != accounts[0].key
-            metrics.inc("person_enrich_budget_refusals_total", reason="principal_window" if by_window else "session")
-            raise self._budget.exceeded(self.quote, outcome.remaining, by_window=by_window)
+            refused = next(a for a in accounts if a.key == outcome.refused_by)
+            by_window = refused is not accounts[0]
+            reason = "principal_window" if by_window else "session_window" if self._owner.rolling else "session"
+            metrics.inc("person_enrich_budget_refusals_total", reason=reason)
+            if self._owner.principal is not None:
+                metrics.inc(
+                    "person_enrich_principal_refusals_total", principal=metrics.principal(self._owner.principal)
+                )
+            releases = await self._budget.store.releases(refused)
+            raise self._budget.exceeded(
+                self.quote, outcome.remaining, by_window=by_window, rolling=self._owner.rolling, releases=releases
+            )
         metrics.inc("person_enrich_credits_reserved_total", float(self.quote.estimate))
         self._open = True
         return self
@@ -145,9 +211,16 @@ class Reservation:
         self._open = False
         with anyio.CancelScope(shield=True):
             await self._budget.store.settle(self.id, self.charged, self.unverified)
-        self._budget.metrics.inc("person_enrich_credits_charged_total", float(self.charged))
+        metrics = self._budget.metrics
+        metrics.inc("person_enrich_credits_charged_total", float(self.charged))
+        if self._owner.principal is not None:
+            metrics.inc(
+                "person_enrich_principal_credits_charged_total",
+                float(self.charged),
+                principal=metrics.principal(self._owner.principal),
+            )
         if self.unverified:
-            self._budget.metrics.inc("person_enrich_credits_unverified_total", float(self.unverified))
+            metrics.inc("person_enrich_credits_unverified_total", float(self.unverified))
 
 
 class Budget:
@@ -160,6 +233,7 @@ class Budget:
         session_limit: Decimal,
         principal_limit: Decimal | None = None,
         principal_window_seconds: float = 86_400.0,
+        session_window_seconds: float = 3_600.0,
         reservation_ttl: float = 900.0,
         metrics: Metrics | None = None,
     ) -> None:
@@ -168,10 +242,19 @@ class Budget:
         self.session_limit = session_limit
         self.principal_limit = principal_limit
         self.principal_window_seconds = principal_window_seconds
+        self.session_window_seconds = session_window_seconds
         self.reservation_ttl = reservation_ttl
 
     def _session(self, owner: Owner) -> Account:
-        return Account(f"session:{owner.session}", self.session_limit)
+        window = self.session_window_seconds if owner.rolling else None
+        return Account(f"session:{owner.session}", self.session_limit, window)
+
+    async def session_ended(self, owner: Owner) -> None:
+        """Forget the books of a session that has ended (its spend stays in the principal's window).
+
+        A session with a call still in flight keeps its books; they are forgotten once nobody writes to them.
+        """
+        await self.store.forget(self._session(owner).key)
 
     def _window(self, owner: Owner) -> Account | None:
         if owner.principal is None or self.principal_limit is None:
@@ -197,23 +280,41 @@ class Budget:
             window_view = WindowView(owner.principal, window.limit, self.principal_window_seconds, books.committed)
         return BudgetView(self.session_limit, snapshot.spent, snapshot.reserved, snapshot.unverified, window_view)
 
-    def exceeded(self, quote: Quote, remaining: Decimal, *, by_window: bool = False) -> BudgetExceededError:
-        """The refusal for a quote that does not fit: estimate, what is left, and how to spend less."""
+    def exceeded(
+        self,
+        quote: Quote,
+        remaining: Decimal,
+        *,
+        by_window: bool = False,
+        rolling: bool = False,
+        releases: list[Release] | None = None,
+    ) -> BudgetExceededError:
+        """The refusal for a quote that does not fit: which limit, what is left, when spend frees up, how to
+        spend less, and who can raise the limit."""
         lower = f" To spend less: {'; '.join(quote.ways_to_lower)}." if quote.ways_to_lower else ""
+        frees = ""
         if by_window and self.principal_limit is not None:
-            hours = self.principal_window_seconds / 3600
             whose = (
-                f"of your rolling {hours:g}-hour budget of {format_credits(self.principal_limit)} credits (shared by "
-                "all your sessions)"
+                f"of your rolling {span(self.principal_window_seconds)} budget of "
+                f"{format_credits(self.principal_limit)} credits (shared by all your sessions)"
             )
             raise_it = "PERSON_ENRICH_PRINCIPAL_BUDGET"
+            frees = _frees_up(quote.estimate, remaining, self.principal_limit, releases or [])
+        elif rolling:
+            whose = (
+                f"of this client's session budget of {format_credits(self.session_limit)} credits per "
+                f"{span(self.session_window_seconds)} window (a client without a session)"
+            )
+            raise_it = "PERSON_ENRICH_SESSION_BUDGET (or shorten PERSON_ENRICH_SESSION_WINDOW)"
+            frees = _frees_up(quote.estimate, remaining, self.session_limit, releases or [])
         else:
             whose = f"of the session budget of {format_credits(self.session_limit)} credits"
             raise_it = "PERSON_ENRICH_SESSION_BUDGET"
+            frees = " A session's spend does not free up."
         return BudgetExceededError(
             f"Refused before spending anything: this call could cost up to {format_credits(quote.estimate)} credits "
-            f"({quote.breakdown}), but only {format_credits(remaining)} {whose} remain.{lower} The operator can "
-            f"raise {raise_it}.",
+            f"({quote.breakdown}), but only {format_credits(remaining)} {whose} remain.{frees}{lower} The operator "
+            f"can raise {raise_it}.",
             estimate=quote.estimate,
             remaining=remaining,
         )

@@ -20,6 +20,8 @@ from person_enrich_mcp.sandbox import cli as sandbox_cli
 from person_enrich_mcp.settings import OPTIONS, Settings, load_settings
 
 logger = logging.getLogger("person_enrich_mcp")
+# Third-party loggers that log request or response bodies at DEBUG.
+BODY_LOGGERS = ("sse_starlette", "mcp.server.sse", "mcp.client")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +79,9 @@ def configure_logging(verbosity: int) -> None:
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # One line per HTTP request is noise below -vv.
     logging.getLogger("httpx2").setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
+    # These write whole messages at DEBUG (an SSE chunk is a tool result: person data). No verbosity shows bodies.
+    for name in BODY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:

@@ -18,6 +18,7 @@
         ├── APIOutcomeUnknownError          sent, but no usable answer (timeout, dropped connection)
         ├── APIResponseError                an answer that is not valid JSON of the documented shape
         ├── LocalRateLimitError             our own limiter would have to wait too long
+        │   └── ShareRateLimitError         ... because this principal used up its share of the rate limit
         └── APIStatusError                  the upstream answered with an error status
             ├── BadRequestError             400
             ├── AuthenticationError         401
@@ -169,6 +170,10 @@ class LocalRateLimitError(APIError):
         self.retry_after = retry_after
 
 
+class ShareRateLimitError(LocalRateLimitError):
+    """This principal has used its share of an endpoint's rate limit; other principals are not held up."""
+
+
 class APIStatusError(APIError):
     """The upstream answered with an error status."""
 
@@ -316,6 +321,12 @@ def _describe(exc: PersonEnrichError) -> str:
                 "Call again without them."
             )
         return f"The Person API denied access (403): {exc}{_ref(exc)}. Nothing was charged; do not retry."
+    if isinstance(exc, ShareRateLimitError):
+        return (
+            "You have used your share of the Person API rate limit for now (the server divides it between its "
+            f"users). Nothing was charged. Retry in about {max(exc.retry_after, 1):.0f} s, or make fewer look-ups "
+            "at once; the operator can raise PERSON_ENRICH_PRINCIPAL_RATE_SHARE."
+        )
     if isinstance(exc, RateLimitError | LocalRateLimitError):
         wait = f" Retry in about {exc.retry_after:.0f} s." if exc.retry_after else " Retry in a minute."
         return f"The Person API rate limit is exhausted and the bounded wait ran out. Nothing was charged.{wait}"

@@ -3,10 +3,14 @@
 A few counters and one histogram do not justify a dependency: this is the exposition format's small
 subset we need, with labels escaped as the format requires. Each replica exposes its own numbers;
 Prometheus sums them.
+
+Per-principal families carry a `principal` label: a pseudonym (the same on every replica) unless the operator
+opts in to names. The pseudonym keeps names out of a scrape, not from someone who can guess them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass
 
@@ -37,8 +41,29 @@ FAMILIES: dict[str, Family] = {
         Family("person_enrich_upstream_latency_seconds", "histogram", "Upstream request latency by endpoint."),
         Family("person_enrich_rate_limit_waits_total", "counter", "Waits for a client-side rate-limit slot."),
         Family("person_enrich_rate_limit_wait_seconds_total", "counter", "Seconds spent waiting for rate-limit slots."),
+        Family(
+            "person_enrich_principal_credits_charged_total", "counter", "Credits the upstream billed, by principal."
+        ),
+        Family("person_enrich_principal_refusals_total", "counter", "Calls refused by a budget, by principal."),
+        Family(
+            "person_enrich_principal_upstream_requests_total",
+            "counter",
+            "Upstream requests (paid or free), by principal and endpoint.",
+        ),
+        Family(
+            "person_enrich_principal_rate_limit_waits_total",
+            "counter",
+            "Waits for a rate-limit slot, by principal, endpoint and limit: own (the principal's share) or shared.",
+        ),
+        Family(
+            "person_enrich_principal_rate_limit_wait_seconds_total",
+            "counter",
+            "Seconds spent waiting for rate-limit slots, by principal and endpoint.",
+        ),
+        Family("person_enrich_sessions_refused_total", "counter", "Legacy sessions refused by the per-principal cap."),
     )
 }
+PSEUDONYM_PREFIX = "p-"
 
 
 def _escape(value: str) -> str:
@@ -59,10 +84,17 @@ def _number(value: float) -> str:
 class Metrics:
     """Counters and histograms keyed by family and labels; safe to use from any thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, principal_names: bool = False) -> None:
+        self._principal_names = principal_names
         self._lock = threading.Lock()
         self._counters: dict[tuple[str, Labels], float] = {}
         self._histograms: dict[tuple[str, Labels], list[float]] = {}  # bucket counts..., sum, count
+
+    def principal(self, name: str) -> str:
+        """The `principal` label for a principal: its name when the operator opted in, else a stable pseudonym."""
+        if self._principal_names:
+            return name
+        return PSEUDONYM_PREFIX + hashlib.sha256(f"person-enrich-mcp principal {name}".encode()).hexdigest()[:12]
 
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
         """Add to a counter."""

@@ -226,7 +226,7 @@ def build_server(
     """
     settings.require_api_key()
     fingerprint = _key_fingerprint(settings)
-    counters = metrics if metrics is not None else Metrics()
+    counters = metrics if metrics is not None else Metrics(principal_names=settings.metrics_principal_names)
     guard = privacy if privacy is not None else open_privacy(settings)
 
     @asynccontextmanager
@@ -238,6 +238,8 @@ def build_server(
             window_seconds=settings.rate_window_seconds,
             max_wait=settings.max_wait_seconds,
             bucket_prefix=f"rl:{fingerprint}",
+            principal_share=settings.principal_rate_share,
+            metrics=counters,
         )
         api = PersonAPI(
             base_url=settings.api_base_url,
@@ -285,6 +287,7 @@ def build_server(
                 session_limit=settings.session_budget,
                 principal_limit=settings.principal_budget,
                 principal_window_seconds=settings.principal_window_seconds,
+                session_window_seconds=settings.session_window_seconds,
                 reservation_ttl=settings.reservation_ttl_seconds,
                 metrics=counters,
             ),

@@ -189,7 +189,70 @@ OPTIONS: tuple[Option, ...] = (
         "public_url",
         "PERSON_ENRICH_PUBLIC_URL",
         "--public-url",
-        "the URL clients use to reach /mcp (advertised in the OAuth resource metadata)",
+        "the URL clients use to reach /mcp (advertised in the OAuth resource metadata when there is an issuer)",
+    ),
+    Option(
+        "auth_issuer",
+        "PERSON_ENRICH_AUTH_ISSUER",
+        "--auth-issuer",
+        "the OAuth authorization server that issues this server's tokens, if any: only then is protected-resource "
+        "metadata published (static tokens from the tokens file need none)",
+    ),
+    Option(
+        "session_window_seconds",
+        "PERSON_ENRICH_SESSION_WINDOW",
+        "--session-window",
+        "HTTP clients without a session (the 2026-07-28 protocol) may spend the session budget per rolling window "
+        "of this many seconds",
+    ),
+    Option(
+        "max_sessions_per_principal",
+        "PERSON_ENRICH_MAX_SESSIONS_PER_PRINCIPAL",
+        "--max-sessions-per-principal",
+        "open legacy HTTP sessions one principal may hold; more are refused with 429",
+    ),
+    Option(
+        "session_idle_seconds",
+        "PERSON_ENRICH_SESSION_IDLE_TIMEOUT",
+        "--session-idle-timeout",
+        "seconds after which an idle legacy HTTP session is closed",
+    ),
+    Option(
+        "principal_rate_share",
+        "PERSON_ENRICH_PRINCIPAL_RATE_SHARE",
+        "--principal-rate-share",
+        "the share (0-1] of each upstream endpoint's rate limit one principal may use, paid or free requests alike",
+    ),
+    Option(
+        "metrics_token_file",
+        "PERSON_ENRICH_METRICS_TOKEN_FILE",
+        "--metrics-token-file",
+        "a file holding the bearer token /metrics requires (unset: /metrics is open)",
+    ),
+    Option(
+        "metrics_principal_names",
+        "PERSON_ENRICH_METRICS_PRINCIPAL_NAMES",
+        "--metrics-principal-names",
+        "label per-principal metrics with principal names (default: a pseudonym per principal)",
+        switch=True,
+    ),
+    Option(
+        "header_timeout_seconds",
+        "PERSON_ENRICH_HEADER_TIMEOUT",
+        "--header-timeout",
+        "seconds an HTTP connection may take to send a request's headers before it is closed",
+    ),
+    Option(
+        "keepalive_timeout_seconds",
+        "PERSON_ENRICH_KEEPALIVE_TIMEOUT",
+        "--keepalive-timeout",
+        "seconds an idle keep-alive HTTP connection is kept open",
+    ),
+    Option(
+        "max_connections",
+        "PERSON_ENRICH_MAX_CONNECTIONS",
+        "--max-connections",
+        "open HTTP connections and requests in progress above which new requests get 503",
     ),
 )
 
@@ -242,6 +305,16 @@ class Settings(BaseModel):
     allowed_origins: tuple[str, ...] = ()
     max_body_bytes: int = Field(default=1_000_000, ge=1_024, le=4 * 1024 * 1024)
     public_url: str | None = None
+    auth_issuer: str | None = None
+    session_window_seconds: float = Field(default=3600.0, gt=0, le=30 * 86_400)
+    max_sessions_per_principal: int = Field(default=20, ge=1, le=10_000)
+    session_idle_seconds: float = Field(default=1800.0, gt=0, le=7 * 86_400)
+    principal_rate_share: float = Field(default=0.5, gt=0, le=1)
+    metrics_token_file: str | None = None
+    metrics_principal_names: bool = False
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    keepalive_timeout_seconds: int = Field(default=5, ge=1, le=600)
+    max_connections: int = Field(default=1000, ge=8, le=100_000)
 
     @property
     def approval_limit(self) -> Decimal:

@@ -40,7 +40,7 @@ from person_enrich_mcp.api.contract import (
     SEARCH,
     USER_CREDITS_PATH,
 )
-from person_enrich_mcp.api.limiter import RateLimiter
+from person_enrich_mcp.api.limiter import RateLimiter, requester
 from person_enrich_mcp.api.models import (
     AccountListing,
     APIResult,
@@ -489,6 +489,11 @@ class PersonAPI:
             if status >= 300:
                 content = content.replace(self._key_bytes, b"[redacted]")  # never relay the key, even if echoed
             self._metrics.inc("person_enrich_upstream_requests_total", endpoint=endpoint, status=str(status))
+            if (who := requester()) is not None:
+                self._metrics.inc(
+                    "person_enrich_principal_upstream_requests_total", principal=self._metrics.principal(who),
+                    endpoint=endpoint,
+                )  # fmt: skip
             self._metrics.observe(
                 "person_enrich_upstream_latency_seconds", time.perf_counter() - started, endpoint=endpoint
             )

@@ -179,10 +179,16 @@ class _FileSink:
 
 
 def _session_label(session: str) -> str:
-    """A session as recorded: HTTP session ids are capabilities, so only their hash is kept."""
+    """A session as recorded: HTTP session ids are capabilities, so only their hash is kept.
+
+    A legacy HTTP session is `http:<principal>:<session id>` (a sessionless client's is `http:<principal>`).
+    """
     kind, _, rest = session.partition(":")
     if kind == "http-session" and rest:
         return f"http-session:{hashlib.sha256(rest.encode()).hexdigest()[:16]}"
+    principal, _, session_id = rest.partition(":")
+    if kind == "http" and session_id:
+        return f"http:{principal}:{hashlib.sha256(session_id.encode()).hexdigest()[:16]}"
     return session
 
 

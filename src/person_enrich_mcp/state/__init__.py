@@ -4,14 +4,19 @@
 `memory://` (one process), `sqlite:///path` (durable on one host), `redis://...` (shared by replicas). The profile
 cache (person data) has its own setting, `PERSON_ENRICH_CACHE_URL`: process memory unless the operator opts in to
 `shared` (the state store) or a store of its own (`open_cache_store`).
+
+SQLite URLs read as SQLAlchemy reads them: `sqlite:////var/lib/pe/state.db` (four slashes) is absolute,
+`sqlite:///state.db` (three) is relative to the working directory at start, and is resolved then, once.
 """
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from person_enrich_mcp.errors import ConfigurationError
-from person_enrich_mcp.state.base import Account, BudgetSnapshot, ReserveOutcome, StateStore
+from person_enrich_mcp.state.base import Account, BudgetSnapshot, Release, ReserveOutcome, StateStore
 from person_enrich_mcp.state.memory import MemoryStore
 
 __all__ = [
@@ -19,6 +24,7 @@ __all__ = [
     "Account",
     "BudgetSnapshot",
     "MemoryStore",
+    "Release",
     "ReserveOutcome",
     "StateStore",
     "check_cache_url",
@@ -26,7 +32,10 @@ __all__ = [
     "describe_store",
     "open_cache_store",
     "open_store",
+    "sqlite_path",
 ]
+
+logger = logging.getLogger(__name__)
 
 STATE_SETTING = "PERSON_ENRICH_STATE_URL"
 CACHE_SETTING = "PERSON_ENRICH_CACHE_URL"
@@ -35,12 +44,27 @@ SHARED_CACHE = "shared"
 _SCHEMES = ("memory", "sqlite", "redis", "rediss", "unix")
 
 
-def _sqlite_path(url: str, setting: str) -> str:
-    path = url.split("://", 1)[1]
-    path = path[1:] if path.startswith("/") and not path.startswith("//") else path
-    if not path or path == "/":
+def sqlite_path(url: str, setting: str = STATE_SETTING) -> Path:
+    """The absolute file a `sqlite://` URL names: four slashes absolute, three relative to the working directory.
+
+    Raises:
+        ConfigurationError: for a URL without a file, or an in-memory database (nothing durable about it).
+    """
+    rest = url.split("://", 1)[1]
+    if not rest.startswith("/"):
+        raise ConfigurationError(
+            f"{setting}: {url!r} names no file; use sqlite:////absolute/path.db (four slashes) "
+            "or sqlite:///relative/path.db (three)"
+        )
+    path = rest[1:]
+    if not path or path.endswith("/"):
         raise ConfigurationError(f"{setting}: sqlite needs a file, e.g. sqlite:////var/lib/pe/state.db")
-    return path
+    if path.split("?", 1)[0] in (":memory:", "file::memory:") or "mode=memory" in path:
+        raise ConfigurationError(
+            f"{setting}: an in-memory SQLite database keeps nothing across restarts; use memory:// for state that "
+            "lives with the process, or a file, e.g. sqlite:////var/lib/pe/state.db"
+        )
+    return Path(path).absolute()
 
 
 def check_store_url(url: str, setting: str = STATE_SETTING) -> str:
@@ -55,7 +79,7 @@ def check_store_url(url: str, setting: str = STATE_SETTING) -> str:
             f"{setting}: unknown scheme {scheme!r}; use memory://, sqlite:///path or redis://host:port/db"
         )
     if scheme == "sqlite":
-        _sqlite_path(url, setting)
+        sqlite_path(url, setting)
         return "sqlite"
     return "memory" if scheme == "memory" else "redis"
 
@@ -70,9 +94,20 @@ def open_store(url: str, setting: str = STATE_SETTING) -> StateStore:
     if kind == "memory":
         return MemoryStore()
     if kind == "sqlite":
+        path = sqlite_path(url, setting)
+        if url.split("://", 1)[1].startswith("//"):
+            logger.info("%s: SQLite file %s", setting, path)
+        else:  # three slashes: easy to mean /var/... and get var/... under whatever directory the server starts in
+            logger.warning(
+                "%s: SQLite file %s (relative to the working directory; for an absolute path use four slashes, "
+                "sqlite:////%s)",
+                setting,
+                path,
+                str(path).lstrip("/"),
+            )
         from person_enrich_mcp.state.sqlite import SQLiteStore
 
-        return SQLiteStore(_sqlite_path(url, setting))
+        return SQLiteStore(path)
     try:
         from person_enrich_mcp.state.redis import RedisStore
     except ImportError:  # pragma: no cover - depends on the install

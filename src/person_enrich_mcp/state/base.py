@@ -5,6 +5,10 @@ Every backend keeps the same books. An account (a session, or a principal over a
 whose holder died, or whose upstream outcome is unknown). All three count against the account's limit.
 A reservation that outlives its TTL is reaped: its amount moves to `unverified`, so a crashed holder never
 loses spend from the books; if the holder settles after all, the reaped amount is replaced by the truth.
+
+Nothing grows without bound: a rolling account drops its spend buckets once they leave the window, an account
+with nothing held and nothing in its window is forgotten after `BOOKS_KEPT_SECONDS` without a write (or at
+once through `forget`, when its session ends), and holds that return to zero are removed.
 """
 
 from __future__ import annotations
@@ -17,6 +21,12 @@ from typing import Any, Protocol
 MICRO = Decimal("0.000001")
 # A rolling-window account keeps its spend in this many buckets per window.
 WINDOW_BUCKETS = 24
+# How long the books of an account nobody writes to are kept (a rolling account's: at least two windows).
+BOOKS_KEPT_SECONDS = 7 * 86_400.0
+# How often the local backends sweep for books to forget (Redis expires keys itself).
+PRUNE_INTERVAL_SECONDS = 60.0
+# The most accounts one sweep forgets, so a sweep never holds the store for long.
+PRUNE_BATCH = 500
 
 
 def to_micro(amount: Decimal) -> int:
@@ -40,6 +50,23 @@ class Account:
     def bucket_seconds(self) -> float | None:
         """Width of one spend bucket of a rolling account."""
         return None if self.window_seconds is None else self.window_seconds / WINDOW_BUCKETS
+
+    def kept_seconds(self) -> float:
+        """How long after its last write this account's books are kept if nothing is held."""
+        return books_kept_seconds(self.window_seconds)
+
+
+def books_kept_seconds(window_seconds: float | None) -> float:
+    """How long the books of an account with this window are kept after their last write."""
+    return BOOKS_KEPT_SECONDS if window_seconds is None else max(BOOKS_KEPT_SECONDS, 2 * window_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Spend that leaves a rolling account's window: how much, and how many seconds from now."""
+
+    after_seconds: float
+    amount: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +111,14 @@ class StateStore(Protocol):
 
     async def read(self, account: Account) -> BudgetSnapshot:
         """The current books of one account (all zero if it has none)."""
+        ...
+
+    async def releases(self, account: Account) -> list[Release]:
+        """When the spend in a rolling account's window leaves it, soonest first ([] for a plain account)."""
+        ...
+
+    async def forget(self, account_key: str) -> bool:
+        """Drop an account's books and receipts, unless a reservation on it is still open; True if dropped."""
         ...
 
     async def add_receipt(self, account_key: str, receipt: dict[str, Any], keep: int) -> None:
@@ -134,6 +169,19 @@ def window_range(account: Account, now: float) -> tuple[int, int]:
         return (0, 0)
     current = int(now // width)
     return (current - WINDOW_BUCKETS + 1, current)
+
+
+def releases_of(account: Account, buckets: dict[int, Decimal], now: float) -> list[Release]:
+    """The releases of a rolling account from its spend per bucket (buckets outside the window ignored)."""
+    width = account.bucket_seconds()
+    if width is None:
+        return []
+    first, last = window_range(account, now)
+    return [
+        Release(max((bucket + WINDOW_BUCKETS) * width - now, 0.0), amount)
+        for bucket, amount in sorted(buckets.items())
+        if first <= bucket <= last and amount > 0
+    ]
 
 
 def bucket_of(account: Account, now: float) -> int:

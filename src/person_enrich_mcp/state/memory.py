@@ -11,7 +11,18 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from person_enrich_mcp.state.base import Account, BudgetSnapshot, ReserveOutcome, bucket_of, window_range
+from person_enrich_mcp.state.base import (
+    PRUNE_BATCH,
+    PRUNE_INTERVAL_SECONDS,
+    Account,
+    BudgetSnapshot,
+    Release,
+    ReserveOutcome,
+    books_kept_seconds,
+    bucket_of,
+    releases_of,
+    window_range,
+)
 
 _ZERO = Decimal(0)
 # How long a reaped reservation is remembered, so a late settle can replace the estimate with the truth.
@@ -24,6 +35,14 @@ class _Books:
     unverified: defaultdict[int, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     reserved: Decimal = _ZERO
     receipts: deque[str] = field(default_factory=deque[str])
+    touched: float = 0.0
+    window: float | None = None
+
+    def drop_buckets_before(self, first: int) -> None:
+        """Forget spend that has left a rolling window (it can never count again)."""
+        for buckets in (self.spent, self.unverified):
+            for bucket in [b for b in buckets if b < first]:
+                del buckets[bucket]
 
 
 @dataclass(slots=True)
@@ -46,12 +65,34 @@ class MemoryStore:
         self._cache: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._max_cache_entries = max_cache_entries
         self._windows: dict[str, deque[float]] = {}
+        self._pruned_at = clock()
 
-    def _account(self, key: str) -> _Books:
+    def _account(self, key: str, now: float, account: Account | None = None) -> _Books:
+        """The books of `key`, created if need be, marked as written at `now`."""
         books = self._books.get(key)
         if books is None:
             books = self._books[key] = _Books()
+        books.touched = now
+        if account is not None:
+            books.window = account.window_seconds
+            if account.window_seconds is not None:
+                books.drop_buckets_before(window_range(account, now)[0])
         return books
+
+    def _prune(self, now: float) -> None:
+        """Forget books nobody holds or writes to any more, and empty rate-limit logs (at most once a minute)."""
+        if now - self._pruned_at < PRUNE_INTERVAL_SECONDS:
+            return
+        self._pruned_at = now
+        stale = [
+            key
+            for key, books in self._books.items()
+            if books.reserved == 0 and books.touched + books_kept_seconds(books.window) <= now
+        ][:PRUNE_BATCH]
+        for key in stale:
+            del self._books[key]
+        for bucket in [b for b, log in self._windows.items() if not log or log[-1] <= now - 86_400.0]:
+            del self._windows[bucket]
 
     def _snapshot(self, account: Account, now: float) -> BudgetSnapshot:
         books = self._books.get(account.key)
@@ -63,12 +104,13 @@ class MemoryStore:
         return BudgetSnapshot(spent, books.reserved, unverified)
 
     def _reap(self, now: float) -> None:
-        """Turn expired reservations into unverified spend; forget long-reaped ones."""
+        """Turn expired reservations into unverified spend; forget long-reaped ones and stale books."""
+        self._prune(now)
         for reservation_id, reservation in list(self._reservations.items()):
             if reservation.reaped_at is None and reservation.expires_at <= now:
                 buckets: list[int] = []
                 for account in reservation.accounts:
-                    books = self._account(account.key)
+                    books = self._account(account.key, now, account)
                     bucket = bucket_of(account, now)
                     books.reserved -= reservation.amount
                     books.unverified[bucket] += reservation.amount
@@ -92,7 +134,7 @@ class MemoryStore:
                 if committed + amount > account.limit:
                     return ReserveOutcome(False, account.key, max(account.limit - committed, _ZERO))
             for account in accounts:
-                self._account(account.key).reserved += amount
+                self._account(account.key, now, account).reserved += amount
             self._reservations[reservation_id] = _Reservation(amount, tuple(accounts), now + ttl_seconds)
             return ReserveOutcome(True)
 
@@ -104,7 +146,7 @@ class MemoryStore:
             if reservation is None:
                 return
             for index, account in enumerate(reservation.accounts):
-                books = self._account(account.key)
+                books = self._account(account.key, now, account)
                 if reservation.reaped_at is None:
                     books.reserved -= reservation.amount
                 else:  # the holder was presumed dead; its settle replaces the conservative estimate
@@ -120,11 +162,36 @@ class MemoryStore:
             self._reap(now)
             return self._snapshot(account, now)
 
+    async def releases(self, account: Account) -> list[Release]:
+        """When the spend in a rolling window leaves it."""
+        with self._lock:
+            now = self._clock()
+            self._reap(now)
+            books = self._books.get(account.key)
+            if books is None:
+                return []
+            per_bucket: defaultdict[int, Decimal] = defaultdict(Decimal)
+            for buckets in (books.spent, books.unverified):
+                for bucket, amount in buckets.items():
+                    per_bucket[bucket] += amount
+            return releases_of(account, dict(per_bucket), now)
+
+    async def forget(self, account_key: str) -> bool:
+        """Drop an account unless something is held on it."""
+        with self._lock:
+            books = self._books.get(account_key)
+            if books is None:
+                return True
+            if books.reserved != 0:
+                return False
+            del self._books[account_key]
+            return True
+
     async def add_receipt(self, account_key: str, receipt: dict[str, Any], keep: int) -> None:
         """Append a receipt (stored as JSON, like the shared backends do)."""
         encoded = json.dumps(receipt, separators=(",", ":"))
         with self._lock:
-            receipts = self._account(account_key).receipts
+            receipts = self._account(account_key, self._clock()).receipts
             receipts.append(encoded)
             while len(receipts) > keep:
                 receipts.popleft()

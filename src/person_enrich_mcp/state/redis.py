@@ -16,18 +16,21 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from person_enrich_mcp.state.base import (
+    BOOKS_KEPT_SECONDS,
     WINDOW_BUCKETS,
     Account,
     BudgetSnapshot,
+    Release,
     ReserveOutcome,
     encode_accounts,
     from_micro,
+    releases_of,
     to_micro,
 )
 
 PREFIX = "pe:"
 # Plain (session) books are kept this long after their last write; rolling ones for two windows.
-SESSION_BOOKS_SECONDS = 7 * 86_400
+SESSION_BOOKS_SECONDS = int(BOOKS_KEPT_SECONDS)
 
 _COMMON = """
 local P = ARGV[1]
@@ -56,15 +59,33 @@ local function books(a)
   return spent, held, unverified
 end
 
+-- Spend that has left a rolling window can never count again: drop its fields.
+local function drop_old(a, key)
+  local first = bucket_of(a) - BUCKETS + 1
+  local old = {}
+  for _, f in ipairs(redis.call('HKEYS', key)) do
+    local b = tonumber(string.sub(f, 3))
+    if b ~= nil and b < first then old[#old + 1] = f end
+  end
+  if #old > 0 then redis.call('HDEL', key, unpack(old)) end
+end
+
 local function add(a, bucket, field, amount)
   if amount == 0 then return end
   local key = P .. 'spend:' .. a.key
   redis.call('HINCRBY', key, field .. bucket, amount)
   if a.window ~= nil and a.window ~= cjson.null then
-    redis.call('EXPIRE', key, math.ceil(a.window * 2))
+    drop_old(a, key)
+    redis.call('EXPIRE', key, math.ceil(math.max(a.window * 2, __SESSION_BOOKS__)))
   else
     redis.call('EXPIRE', key, __SESSION_BOOKS__)
   end
+end
+
+-- A hold back at zero is deleted, so finished calls leave no key behind.
+local function hold(a, amount)
+  local key = P .. 'held:' .. a.key
+  if redis.call('INCRBY', key, amount) == 0 then redis.call('DEL', key) end
 end
 
 local function reap()
@@ -76,7 +97,7 @@ local function reap()
       local buckets = {}
       for i, a in ipairs(cjson.decode(r[2])) do
         local b = bucket_of(a)
-        redis.call('DECRBY', P .. 'held:' .. a.key, amount)
+        hold(a, -amount)
         add(a, b, 'u:', amount)
         buckets[i] = b
       end
@@ -105,7 +126,7 @@ for _, a in ipairs(accounts) do
   end
 end
 for _, a in ipairs(accounts) do
-  redis.call('INCRBY', P .. 'held:' .. a.key, amount)
+  hold(a, amount)
 end
 redis.call('HSET', P .. 'res:' .. id, 'amount', amount, 'accounts', ARGV[5])
 redis.call('ZADD', P .. 'res-expiry', now + ttl, id)
@@ -126,7 +147,7 @@ for i, a in ipairs(cjson.decode(r[2])) do
   if r[3] then
     add(a, reaped[i], 'u:', -amount)
   else
-    redis.call('DECRBY', P .. 'held:' .. a.key, amount)
+    hold(a, -amount)
   end
   local b = bucket_of(a)
   add(a, b, 's:', charged)
@@ -146,6 +167,25 @@ local spent, held, unverified = books(cjson.decode(ARGV[2]))
 return {tostring(spent), tostring(held), tostring(unverified)}
 """
 )
+
+_RELEASES = (
+    _COMMON
+    + """
+reap()
+local a = cjson.decode(ARGV[2])
+local out = {tostring(now)}
+for i, v in ipairs(redis.call('HGETALL', P .. 'spend:' .. a.key)) do out[#out + 1] = v end
+return out
+"""
+)
+
+_FORGET = """
+local P, key = ARGV[1], ARGV[2]
+local held = tonumber(redis.call('GET', P .. 'held:' .. key) or '0')
+if held ~= 0 then return 0 end
+redis.call('DEL', P .. 'spend:' .. key, P .. 'held:' .. key, P .. 'receipts:' .. key)
+return 1
+"""
 
 _TAKE_SLOT = """
 local t = redis.call('TIME')
@@ -180,6 +220,8 @@ class RedisStore:
         self._reserve = self._redis.register_script(_RESERVE)
         self._settle = self._redis.register_script(_SETTLE)
         self._read = self._redis.register_script(_READ)
+        self._releases = self._redis.register_script(_RELEASES)
+        self._forget = self._redis.register_script(_FORGET)
         self._take_slot = self._redis.register_script(_TAKE_SLOT)
 
     def __repr__(self) -> str:
@@ -209,6 +251,22 @@ class RedisStore:
         result = cast(list[Any], await self._read(args=[PREFIX, json.dumps(_account_json(account))]))
         spent, held, unverified = (from_micro(int(float(v))) for v in result)
         return BudgetSnapshot(spent, held, unverified)
+
+    async def releases(self, account: Account) -> list[Release]:
+        """When the spend in a rolling window leaves it (on Redis's clock)."""
+        if account.window_seconds is None:
+            return []
+        raw = cast(list[str], await self._releases(args=[PREFIX, json.dumps(_account_json(account))]))
+        now = float(raw[0])
+        per_bucket: dict[int, Decimal] = {}
+        for field, value in zip(raw[1::2], raw[2::2], strict=True):
+            bucket = int(field[2:])
+            per_bucket[bucket] = per_bucket.get(bucket, Decimal(0)) + from_micro(int(value))
+        return releases_of(account, per_bucket, now)
+
+    async def forget(self, account_key: str) -> bool:
+        """Drop an account's keys unless something is held on it (one script)."""
+        return int(cast(int, await self._forget(args=[PREFIX, account_key]))) == 1
 
     async def add_receipt(self, account_key: str, receipt: dict[str, Any], keep: int) -> None:
         """Append a receipt and trim to the newest `keep` (one transaction)."""

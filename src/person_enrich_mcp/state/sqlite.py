@@ -2,6 +2,7 @@
 
 Every operation is one `BEGIN IMMEDIATE` transaction, so reservations are atomic across processes. Amounts
 are stored as integer millionths of a credit and times as wall-clock seconds (they outlive the process).
+`touched` records when each account was last written (and its window), so books nobody uses are forgotten.
 
 Deleted cache rows leave no copy in the files: `secure_delete` zeroes freed space, and after a deletion of
 cached values the write-ahead log is checkpointed and truncated, so the old pages it held are gone too. A value
@@ -24,13 +25,18 @@ from typing import Any, TypeVar
 import anyio.to_thread
 
 from person_enrich_mcp.state.base import (
+    BOOKS_KEPT_SECONDS,
+    PRUNE_BATCH,
+    PRUNE_INTERVAL_SECONDS,
     Account,
     BudgetSnapshot,
+    Release,
     ReserveOutcome,
     bucket_of,
     decode_accounts,
     encode_accounts,
     from_micro,
+    releases_of,
     to_micro,
     window_range,
 )
@@ -59,7 +65,11 @@ CREATE INDEX IF NOT EXISTS receipts_account ON receipts (account, seq);
 CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS slots (bucket TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS slots_bucket ON slots (bucket, at);
+CREATE TABLE IF NOT EXISTS touched (account TEXT PRIMARY KEY, at REAL NOT NULL, kept REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS touched_expiry ON touched (at + kept);
 """
+# Rate-limit log rows older than this are swept whatever their bucket (no rate window is anywhere near a day).
+_SLOT_ROWS_KEPT_SECONDS = 86_400.0
 
 
 class SQLiteStore:
@@ -77,6 +87,7 @@ class SQLiteStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA secure_delete=ON")  # freed pages and cells are zeroed, not left readable
         self._db.executescript(_SCHEMA)
+        self._pruned_at = 0.0
 
     async def _run(self, work: Callable[[sqlite3.Connection, float], T]) -> T:
         """Run `work` in one immediate transaction on a worker thread."""
@@ -108,23 +119,66 @@ class SQLiteStore:
         return BudgetSnapshot(from_micro(spent), from_micro(row[0] if row else 0), from_micro(unverified))
 
     @staticmethod
-    def _add(db: sqlite3.Connection, account: str, bucket: int, *, spent: int = 0, unverified: int = 0) -> None:
+    def _touch(db: sqlite3.Connection, account: Account, now: float) -> None:
+        """Mark an account written now; a rolling one also drops the buckets that left its window."""
+        db.execute(
+            "INSERT INTO touched (account, at, kept) VALUES (?, ?, ?) "
+            "ON CONFLICT (account) DO UPDATE SET at = excluded.at, kept = excluded.kept",
+            (account.key, now, account.kept_seconds()),
+        )
+        if account.window_seconds is not None:
+            first, _ = window_range(account, now)
+            db.execute("DELETE FROM spend WHERE account = ? AND bucket < ?", (account.key, first))
+
+    @classmethod
+    def _add(
+        cls, db: sqlite3.Connection, account: Account, bucket: int, now: float, *, spent: int = 0, unverified: int = 0
+    ) -> None:
+        cls._touch(db, account, now)
+        if spent == 0 and unverified == 0:
+            return
         db.execute(
             "INSERT INTO spend (account, bucket, spent, unverified) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (account, bucket) DO UPDATE SET spent = spent + excluded.spent, "
             "unverified = unverified + excluded.unverified",
-            (account, bucket, spent, unverified),
+            (account.key, bucket, spent, unverified),
         )
 
-    @staticmethod
-    def _hold(db: sqlite3.Connection, account: str, amount: int) -> None:
+    @classmethod
+    def _hold(cls, db: sqlite3.Connection, account: Account, amount: int, now: float) -> None:
+        cls._touch(db, account, now)
         db.execute(
             "INSERT INTO held (account, reserved) VALUES (?, ?) "
             "ON CONFLICT (account) DO UPDATE SET reserved = reserved + excluded.reserved",
-            (account, amount),
+            (account.key, amount),
+        )
+        db.execute("DELETE FROM held WHERE account = ? AND reserved = 0", (account.key,))
+
+    def _prune(self, db: sqlite3.Connection, now: float) -> None:
+        """Forget books nobody holds or writes to any more, and old rate-limit rows (at most once a minute)."""
+        if now - self._pruned_at < PRUNE_INTERVAL_SECONDS:
+            return
+        self._pruned_at = now
+        stale = db.execute(
+            "SELECT account FROM touched WHERE at + kept <= ? "
+            "AND account NOT IN (SELECT account FROM held WHERE reserved != 0) LIMIT ?",
+            (now, PRUNE_BATCH),
+        ).fetchall()
+        for (key,) in stale:
+            self._drop(db, str(key))
+        db.execute("DELETE FROM slots WHERE at <= ?", (now - _SLOT_ROWS_KEPT_SECONDS,))
+        db.execute(
+            "DELETE FROM cache WHERE rowid IN (SELECT rowid FROM cache WHERE expires_at <= ? LIMIT ?)",
+            (now, PRUNE_BATCH),
         )
 
+    @staticmethod
+    def _drop(db: sqlite3.Connection, key: str) -> None:
+        for table in ("spend", "held", "receipts", "touched"):
+            db.execute(f"DELETE FROM {table} WHERE account = ?", (key,))  # fixed table names, never input
+
     def _reap(self, db: sqlite3.Connection, now: float) -> None:
+        self._prune(db, now)
         expired = db.execute(
             "SELECT id, amount, accounts FROM reservations WHERE reaped_at IS NULL AND expires_at <= ?", (now,)
         ).fetchall()
@@ -132,8 +186,8 @@ class SQLiteStore:
             buckets: list[int] = []
             for account in decode_accounts(json.loads(raw_accounts)):
                 bucket = bucket_of(account, now)
-                self._hold(db, account.key, -amount)
-                self._add(db, account.key, bucket, unverified=amount)
+                self._hold(db, account, -amount, now)
+                self._add(db, account, bucket, now, unverified=amount)
                 buckets.append(bucket)
             db.execute(
                 "UPDATE reservations SET reaped_at = ?, reaped_buckets = ? WHERE id = ?",
@@ -159,7 +213,7 @@ class SQLiteStore:
             if exists is not None:
                 raise ValueError(f"reservation {reservation_id} already exists")
             for account in accounts:
-                self._hold(db, account.key, micro)
+                self._hold(db, account, micro, now)
             db.execute(
                 "INSERT INTO reservations (id, amount, accounts, expires_at) VALUES (?, ?, ?, ?)",
                 (reservation_id, micro, json.dumps(encode_accounts(accounts)), now + ttl_seconds),
@@ -182,10 +236,10 @@ class SQLiteStore:
             reaped: list[int] = json.loads(reaped_buckets) if reaped_at is not None else []
             for index, account in enumerate(decode_accounts(json.loads(raw_accounts))):
                 if reaped_at is None:
-                    self._hold(db, account.key, -amount)
+                    self._hold(db, account, -amount, now)
                 else:
-                    self._add(db, account.key, reaped[index], unverified=-amount)
-                self._add(db, account.key, bucket_of(account, now), spent=charged_micro, unverified=unverified_micro)
+                    self._add(db, account, reaped[index], now, unverified=-amount)
+                self._add(db, account, bucket_of(account, now), now, spent=charged_micro, unverified=unverified_micro)
             db.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
 
         await self._run(work)
@@ -199,13 +253,46 @@ class SQLiteStore:
 
         return await self._run(work)
 
+    async def releases(self, account: Account) -> list[Release]:
+        """When the spend in a rolling window leaves it."""
+        if account.window_seconds is None:
+            return []
+
+        def work(db: sqlite3.Connection, now: float) -> list[Release]:
+            self._reap(db, now)
+            first, last = window_range(account, now)
+            rows = db.execute(
+                "SELECT bucket, spent + unverified FROM spend WHERE account = ? AND bucket BETWEEN ? AND ?",
+                (account.key, first, last),
+            ).fetchall()
+            return releases_of(account, {int(b): from_micro(int(v)) for b, v in rows}, now)
+
+        return await self._run(work)
+
+    async def forget(self, account_key: str) -> bool:
+        """Drop an account unless something is held on it."""
+
+        def work(db: sqlite3.Connection, _now: float) -> bool:
+            row = db.execute("SELECT reserved FROM held WHERE account = ?", (account_key,)).fetchone()
+            if row is not None and row[0] != 0:
+                return False
+            self._drop(db, account_key)
+            return True
+
+        return await self._run(work)
+
     # --- receipts -----------------------------------------------------------------------------------------
 
     async def add_receipt(self, account_key: str, receipt: dict[str, Any], keep: int) -> None:
         """Append a receipt, keeping the newest `keep`."""
         body = json.dumps(receipt, separators=(",", ":"))
 
-        def work(db: sqlite3.Connection, _now: float) -> None:
+        def work(db: sqlite3.Connection, now: float) -> None:
+            db.execute(
+                "INSERT INTO touched (account, at, kept) VALUES (?, ?, ?) "
+                "ON CONFLICT (account) DO UPDATE SET at = excluded.at",
+                (account_key, now, BOOKS_KEPT_SECONDS),
+            )
             db.execute("INSERT INTO receipts (account, body) VALUES (?, ?)", (account_key, body))
             db.execute(
                 "DELETE FROM receipts WHERE account = ? AND seq NOT IN "

@@ -9,9 +9,11 @@ from typing import Any
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from person_enrich_mcp.account import AccountService
 from person_enrich_mcp.api import PersonAPI
+from person_enrich_mcp.api.limiter import act_for
 from person_enrich_mcp.budget import Budget, Owner
 from person_enrich_mcp.cache import ProfileCache
 from person_enrich_mcp.errors import PersonEnrichError
@@ -44,6 +46,10 @@ class AppState:
 
 ToolContext = Context[AppState, Any]
 
+# The principal of unauthenticated HTTP (loopback only, by explicit opt-in): every such caller is this one.
+# '~' cannot appear in a tokens-file name, so no token holder ever shares these books.
+ANONYMOUS = "~anonymous"
+
 
 def app_state(ctx: ToolContext) -> AppState:
     """The state the server's lifespan yielded."""
@@ -51,24 +57,25 @@ def app_state(ctx: ToolContext) -> AppState:
 
 
 def owner_of(ctx: ToolContext) -> Owner:
-    """Who a call is charged to: its session (the connection, where the protocol has one) and its principal.
+    """Who a call is charged to: its session and its principal; the call's upstream requests count for that principal.
 
     stdio (and the in-memory client) serve one client per process or connection: the process session.
-    Over HTTP, a legacy stateful connection has an `Mcp-Session-Id`; the 2026-07-28 protocol has no session,
-    so the authenticated principal is the only stable identity and is the session too. Unauthenticated
-    HTTP callers (allowed only on loopback, when enabled) share one bucket.
+    Over HTTP the principal is the token's (or `ANONYMOUS` without auth). A legacy connection's session is its
+    `Mcp-Session-Id`, which the SDK's session manager has already checked exists and was opened with this
+    principal's credential (else the request got a 404). A 2026-07-28 request has no session, and the SDK
+    checks no header on it: any `Mcp-Session-Id` it carries is ignored, and the call is charged to the
+    principal's rolling session window.
     """
     headers = ctx.headers
     if headers is None:
         return Owner(app_state(ctx).process_session)
     token = get_access_token()
-    principal = token.client_id if token is not None else None
+    principal = token.client_id if token is not None else ANONYMOUS
+    act_for(principal)
     session_id = headers.get("mcp-session-id")
-    if session_id:
-        return Owner(f"http-session:{session_id}", principal)
-    if principal is not None:
-        return Owner(f"principal:{principal}", principal)
-    return Owner("http-anonymous")
+    if session_id and ctx.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
+        return Owner.legacy(principal, session_id)
+    return Owner.sessionless(principal)
 
 
 def audit_call(ctx: ToolContext, tool: str) -> AuditCall:
