@@ -316,3 +316,24 @@ async def test_every_field_of_the_catalog_is_accepted_by_the_upstream(
         assert fields
         response = upstream.post(path, {"professional_network_profile_urls": urls, "fields": fields})
         assert response.status_code == 200, response.text
+
+
+@pytest.mark.anyio
+async def test_a_narrower_look_up_keeps_what_the_cache_already_paid_for(client: Client, upstream: Upstream) -> None:
+    [url] = sample_identifiers(upstream.url, "url", 1, offset=37)
+    paid = ["basic_profile.name", "contact.phone_numbers"]
+
+    def look_up(fields: list[str]) -> dict[str, Any]:
+        return {"professional_network_profile_urls": [url], "fields": fields}
+
+    first = await client.call_tool("enrich_person_by_url", look_up(paid))
+    narrower = await client.call_tool("enrich_person_by_url", look_up(["basic_profile.headline"]))
+    billed = upstream.billed()
+    both = await client.call_tool("enrich_person_by_url", look_up([*paid, "basic_profile.headline"]))
+
+    assert not first.is_error and not narrower.is_error
+    # The headline was bought on its own (the phone tier was not bought twice), and the entry kept the rest:
+    # asking for everything again is served from the cache, free.
+    assert both.structured_content is not None and both.structured_content["receipt"]["charged"] == "0.00"
+    assert both.structured_content["people"][0].get("cached") is True
+    assert upstream.billed() == billed

@@ -287,3 +287,28 @@ async def test_an_ended_legacy_sessions_books_are_forgotten_and_its_spend_stays_
     assert receipts == [], "an ended session's receipts are kept"
     assert accounts == {"principal:alice"}, "an ended session's books are kept"
     assert Decimal(books["window"]["committed"]) == 3 == upstream.billed()
+
+
+# --- caches belong to a principal too ----------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_one_principals_cached_look_ups_are_never_served_or_revealed_to_another(
+    upstream: Upstream, team: tuple[Path, dict[str, str]]
+) -> None:
+    tokens_file, tokens = team
+    [url] = sample_identifiers(upstream.url, "url", 1, offset=160)
+    server = HttpServer(_env(upstream, tokens_file, "memory://"))
+    try:
+        with anyio.fail_after(60):
+            async with mcp_over_http(server.url, tokens["alice"]) as alice:
+                first = _structured(await _enrich(alice, url))
+                again = _structured(await _enrich(alice, url))
+            async with mcp_over_http(server.url, tokens["bob"]) as bob:
+                bobs = _structured(await _enrich(bob, url))
+    finally:
+        server.stop()
+    assert again["people"][0]["cached"] is True and again["receipt"]["charged"] == "0.00"  # Alice's own cache
+    # Bob pays for his own look-up, and nothing tells him Alice looked this person up.
+    assert "cached" not in bobs["people"][0] and bobs["receipt"]["charged"] == first["receipt"]["charged"] != "0.00"
+    assert upstream.billed() == Decimal(first["receipt"]["charged"]) * 2

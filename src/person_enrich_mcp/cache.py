@@ -88,6 +88,14 @@ class ProfileCache:
     def __repr__(self) -> str:
         return f"ProfileCache(ttl={self._ttl})"
 
+    def for_principal(self, principal: str) -> ProfileCache:
+        """The same cache, seen by one principal only: what one user looked up is never served to another (nor
+        does its `cached` flag tell another user who was looked up)."""
+        tag = hashlib.sha256(principal.encode()).hexdigest()[:16]
+        return ProfileCache(
+            self._store, scope=f"{self._scope}:p{tag}", ttl_seconds=self._ttl, negative_ttl_seconds=self._negative_ttl
+        )
+
     @property
     def ttl_seconds(self) -> float:
         """How long a matched profile is kept."""

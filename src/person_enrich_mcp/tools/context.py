@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
@@ -52,8 +52,20 @@ ANONYMOUS = "~anonymous"
 
 
 def app_state(ctx: ToolContext) -> AppState:
-    """The state the server's lifespan yielded."""
-    return ctx.request_context.lifespan_context
+    """The state the server's lifespan yielded, with the profile cache scoped to the caller's principal over HTTP.
+
+    Caches belong to a principal like budgets do: one user's look-ups are never served (or revealed as cached) to
+    another. stdio and the in-memory client serve one user, so their cache is the server's own.
+    """
+    state = ctx.request_context.lifespan_context
+    if ctx.headers is None:
+        return state
+    return replace(state, cache=state.cache.for_principal(_principal()))
+
+
+def _principal() -> str:
+    token = get_access_token()
+    return token.client_id if token is not None else ANONYMOUS
 
 
 def owner_of(ctx: ToolContext) -> Owner:
@@ -69,8 +81,7 @@ def owner_of(ctx: ToolContext) -> Owner:
     headers = ctx.headers
     if headers is None:
         return Owner(app_state(ctx).process_session)
-    token = get_access_token()
-    principal = token.client_id if token is not None else ANONYMOUS
+    principal = _principal()
     act_for(principal)
     session_id = headers.get("mcp-session-id")
     if session_id and ctx.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:

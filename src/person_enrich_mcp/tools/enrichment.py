@@ -113,7 +113,12 @@ def _need(view: AccountView, lookup: Lookup, identifier: str, entry: CachedEntry
             price = view.prices.enrich
             if lookup.live or price.of(widened.paths) == price.of(selection.paths):
                 fetch = widened
-        return Need(identifier, fetch.paths, route(dialect, fetch.paths, live=lookup.live))
+        # A profile URL's entry that the fetch does not cover is kept and merged with the answer, so data already
+        # paid for is not lost to a narrower look-up.
+        keep = (
+            usable if usable is not None and lookup.kind == "url" and fetch != usable.selection.union(fetch) else None
+        )
+        return Need(identifier, fetch.paths, route(dialect, fetch.paths, live=lookup.live), keep)
     if lookup.kind == "email" or usable is None:
         return Need(identifier, selection.paths, route(dialect, selection.paths, live=lookup.live))
     # A profile URL with part of the selection cached: ask only for what the entry lacks. Section groups come back
@@ -298,7 +303,9 @@ def _grouped(needs: list[Need], key: Callable[[Need], tuple[Any, ...]]) -> dict[
 async def _fetch_overview(
     app: AppState, runner: upstream.Runner, lookup: Lookup, needs: list[Need], fetched: Fetched
 ) -> None:
-    """The overview's single enrich: one request a batch, the whole answer cached in place of the old entry."""
+    """The overview's single enrich: one request a batch, the answer cached (merged with what a profile URL's entry
+    held beyond it)."""
+    by_identifier = {need.identifier: need for need in needs}
     for (paths,), group in _grouped(needs, lambda n: (n.paths,)).items():
         answers = await upstream.overview(
             runner,
@@ -315,8 +322,14 @@ async def _fetch_overview(
             if identifier in fetched.withheld:
                 await app.cache.drop(lookup.kind, identifier)
                 continue
+            selection = FieldSelection(paths)
+            cached = by_identifier[identifier].cached
+            if cached is not None and cached.matches and kept:
+                merged = field_catalog.merge(cached.matches[0].person_data, kept[0].person_data)
+                kept = [EnrichMatch(confidence_score=kept[0].confidence_score, person_data=merged)]
+                selection = selection.union(cached.selection)
             fetched.matches[identifier] = kept
-            await app.cache.put(lookup.kind, identifier, FieldSelection(paths), lookup.min_score, kept)
+            await app.cache.put(lookup.kind, identifier, selection, lookup.min_score, kept)
         if runner.stopped:
             return
 
