@@ -2,12 +2,13 @@
 
 `person-enrich-mcp --transport http [--host 127.0.0.1] [--port 8000]` serves both protocol eras the SDK
 supports at `/mcp`, plus `/healthz` (liveness), `/readyz` (upstream configuration and state store) and
-`/metrics` (Prometheus text, optionally behind a token). Budgets, reservations and the rate limiter live in the
-store named by `PERSON_ENRICH_STATE_URL`, so several replicas behind one load balancer share them through Redis;
-the profile cache (person data) stays in each replica's memory unless `PERSON_ENRICH_CACHE_URL` says otherwise.
-`/readyz` fails while the opt-out list or the audit log cannot be used (the server refuses every look-up then).
-Every route checks the Host allowlist; connections get a header deadline, an idle timeout and a cap
-(`http_guards`); legacy sessions are capped per principal (`http_sessions`).
+`/metrics` (Prometheus text or OpenMetrics, process metrics included, optionally behind a token). Budgets,
+reservations and the rate limiter live in the store named by `PERSON_ENRICH_STATE_URL`, so several replicas
+behind one load balancer share them through Redis; the profile cache (person data) stays in each replica's
+memory unless `PERSON_ENRICH_CACHE_URL` says otherwise. `/readyz` fails while the opt-out list or the audit
+log cannot be used (the server refuses every look-up then). Every route checks the Host allowlist; connections
+get a header deadline, an idle timeout and a cap (`http_guards`); legacy sessions are capped per principal
+(`http_sessions`).
 """
 
 from __future__ import annotations
@@ -167,7 +168,8 @@ class MetricsGate:
                 status_code=401,
                 headers={"www-authenticate": f'Bearer realm="{REALM}-metrics"'},
             )
-        return PlainTextResponse(self._metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        body, content_type = self._metrics.exposition(request.headers.get("accept"))
+        return Response(body, headers={"content-type": content_type})
 
 
 def build_http_app(
@@ -185,7 +187,9 @@ def build_http_app(
     auth = _auth(settings, host, port)
     privacy = open_privacy(settings)
     store: StateStore = open_store(settings.state_url)
-    metrics = Metrics(principal_names=settings.metrics_principal_names)
+    metrics = Metrics(
+        principal_names=settings.metrics_principal_names, multiprocess_dir=settings.metrics_multiprocess_dir
+    )
     server = build_server(settings, transport=transport, store_factory=lambda: store, metrics=metrics, privacy=privacy)
     security = transport_security(settings)
     # The SDK builds its session manager inside `streamable_http_app()`, with no seam for a per-principal cap:
@@ -260,6 +264,7 @@ def run_http(settings: Settings, *, host: str, port: int) -> int:
     config = uvicorn.Config(
         app,
         log_level="warning",
+        log_config=None,  # uvicorn's lines go through the server's own handler, in its format (text or JSON)
         access_log=False,
         server_header=False,
         http=header_deadline_protocol(settings.header_timeout_seconds),
