@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TYPE_CHECKING
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 from opentelemetry import trace
 
@@ -20,6 +22,7 @@ from person_enrich_mcp.settings import Settings
 from person_enrich_mcp.tracing import NO_TRACING, Tracer
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.sdk.trace.export import SpanExporter
 
 logger = logging.getLogger(__name__)
@@ -78,10 +81,11 @@ def _provider(settings: Settings) -> trace.TracerProvider | None:
 
 
 def _otlp(protocol: str) -> SpanExporter | None:
+    """The OTLP exporter for `protocol`, built on its first export (see `_Deferred`)."""
     if protocol == "grpc":
         try:
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # pyright: ignore[reportMissingImports]
-                OTLPSpanExporter as GrpcExporter,  # pyright: ignore[reportUnknownVariableType]
+            from opentelemetry.exporter.otlp.proto.grpc import (  # pyright: ignore[reportMissingImports]
+                trace_exporter as grpc,  # pyright: ignore[reportUnknownVariableType]
             )
         except ImportError:
             logger.warning(
@@ -89,7 +93,37 @@ def _otlp(protocol: str) -> SpanExporter | None:
                 "does not ship; install it, or use http/protobuf (the default)"
             )
             return None
-        return GrpcExporter()  # pyright: ignore[reportUnknownVariableType]
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        return cast("SpanExporter", grpc.OTLPSpanExporter())  # pyright: ignore[reportUnknownMemberType]
+    return _deferred_http()
 
-    return OTLPSpanExporter()
+
+def _deferred_http() -> SpanExporter:
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    class _Deferred(SpanExporter):
+        """The OTLP/HTTP exporter, imported and built when the batch processor's thread first exports: its import
+        (requests, protobuf) is most of a tenth of a second a server would otherwise spend before `initialize`."""
+
+        def __init__(self) -> None:
+            self._exporter: SpanExporter | None = None
+            self._lock = threading.Lock()
+
+        def _real(self) -> SpanExporter:
+            with self._lock:
+                if self._exporter is None:
+                    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+                    self._exporter = OTLPSpanExporter()
+                return self._exporter
+
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            return self._real().export(spans)
+
+        def shutdown(self) -> None:
+            if self._exporter is not None:
+                self._exporter.shutdown()
+
+        def force_flush(self, timeout_millis: int = 30_000) -> bool:
+            return self._exporter.force_flush(timeout_millis) if self._exporter is not None else True
+
+    return _Deferred()
