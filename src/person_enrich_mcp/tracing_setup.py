@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 SERVICE_NAME = "person-enrich-mcp"
 TRACER_NAME = "person_enrich_mcp"
-EXTRA_HINT = "pip install 'person-enrich-mcp[otel]'"
+EXTRA_HINT = "install the otel extra (from a checkout: pip install '.[otel]'; the Docker image has it)"
 
 
 def start_tracing(settings: Settings) -> Tracer:
