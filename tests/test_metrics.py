@@ -19,7 +19,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import parser as openmetrics
 
 from person_enrich_mcp.api.limiter import RateLimiter, act_for
-from person_enrich_mcp.errors import LocalRateLimitError, ShareRateLimitError
+from person_enrich_mcp.errors import ConfigurationError, LocalRateLimitError, ShareRateLimitError
+from person_enrich_mcp.http_app import build_http_app
 from person_enrich_mcp.metrics import FAMILIES, PROCESS_FAMILIES, Metrics, exported_families
 from person_enrich_mcp.server import build_server
 from tests.conftest import Upstream, sample_identifiers, settings_for
@@ -172,3 +173,14 @@ def test_in_multi_process_mode_any_worker_answers_with_the_sum_over_all_workers(
 def test_every_family_a_dashboard_may_name_is_declared_once() -> None:
     assert set(FAMILIES) <= exported_families()
     assert len(exported_families()) == len(FAMILIES) + len(PROCESS_FAMILIES)
+
+
+@CURRENT
+def test_a_multi_process_directory_that_does_not_exist_stops_the_http_server_with_one_sentence(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    settings = settings_for(
+        upstream.url, upstream.key, allow_unauthenticated=True, metrics_multiprocess_dir=str(tmp_path / "missing")
+    )
+    with pytest.raises(ConfigurationError, match=r"PROMETHEUS_MULTIPROC_DIR=.* is not a directory"):
+        build_http_app(settings)

@@ -182,14 +182,19 @@ def build_http_app(
     """The ASGI app: MCP at `/mcp` with auth and allowlists, and the operational endpoints.
 
     Raises:
-        ConfigurationError: for an unsafe or incomplete HTTP configuration, or a bad state URL.
+        ConfigurationError: for an unsafe or incomplete HTTP configuration, a bad state URL, or a multi-process
+            metrics directory that does not exist.
     """
     auth = _auth(settings, host, port)
     privacy = open_privacy(settings)
     store: StateStore = open_store(settings.state_url)
-    metrics = Metrics(
-        principal_names=settings.metrics_principal_names, multiprocess_dir=settings.metrics_multiprocess_dir
-    )
+    shared = settings.metrics_multiprocess_dir
+    if shared is not None and not Path(shared).is_dir():
+        raise ConfigurationError(
+            f"PROMETHEUS_MULTIPROC_DIR={shared} is not a directory: create it (empty) before the workers start, or "
+            "unset it to serve this process's metrics alone"
+        )
+    metrics = Metrics(principal_names=settings.metrics_principal_names, multiprocess_dir=shared)
     server = build_server(settings, transport=transport, store_factory=lambda: store, metrics=metrics, privacy=privacy)
     security = transport_security(settings)
     # The SDK builds its session manager inside `streamable_http_app()`, with no seam for a per-principal cap:
