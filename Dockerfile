@@ -8,7 +8,8 @@ WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./
 COPY src ./src
 # The redis extra: replicas share budgets, cache and rate limits through PERSON_ENRICH_STATE_URL=redis://...
-RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir ".[redis]"
+# The otel extra: traces when OTEL_EXPORTER_OTLP_ENDPOINT is set (nothing of it is loaded otherwise).
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir ".[redis,otel]"
 
 FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1

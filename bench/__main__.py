@@ -11,12 +11,12 @@ from pathlib import Path
 
 import anyio
 
-from bench import context, credits, footprint, overhead, throughput
+from bench import context, credits, footprint, overhead, throughput, tracing
 from bench.common import SIZES, UNLIMITED_RPM, Figures, Sizes, compile_sources
 from bench.report import evaluate, table
 from person_enrich_mcp.sandbox import SandboxConfig, SandboxServer
 
-BENCHMARKS = ("context", "credits", "footprint", "overhead", "throughput")
+BENCHMARKS = ("context", "credits", "footprint", "overhead", "throughput", "tracing")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,6 +43,7 @@ async def _main(sizes: Sizes, only: tuple[str, ...]) -> Figures:
             "footprint": lambda: footprint.run(sandbox, sizes),
             "overhead": lambda: overhead.run(sizes),
             "throughput": lambda: throughput.run(sizes),
+            "tracing": lambda: tracing.run(sizes),
         }
         for name, step in steps.items():
             if name in only:  # one at a time, so that no benchmark times another one's load

@@ -10,6 +10,7 @@ import tempfile
 import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -17,6 +18,8 @@ import httpx2
 from mcp import Client
 from mcp.client.stdio import get_default_environment
 from mcp.client.streamable_http import streamable_http_client
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 from person_enrich_mcp.auth import create_token
 from tests.conftest import CANARY_MARKER
@@ -173,3 +176,33 @@ def rpc_result(response: httpx2.Response) -> dict[str, Any]:
         events = [line[5:].strip() for line in response.text.splitlines() if line.startswith("data:")]
         return cast(dict[str, Any], json.loads([e for e in events if e][-1]))
     return cast(dict[str, Any], response.json())
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """A `/metrics` answer read with prometheus-client's own text parser: families by name, and sample values."""
+
+    families: dict[str, Metric]
+
+    @classmethod
+    def parse(cls, text: str) -> Scrape:
+        return cls({family.name: family for family in text_string_to_metric_families(text)})
+
+    def value(self, sample: str, **labels: str) -> float | None:
+        """The value of the sample with exactly these labels (None if there is none)."""
+        for family in self.families.values():
+            for found in family.samples:
+                if found.name == sample and found.labels == labels:
+                    return found.value
+        return None
+
+    def samples(self, sample: str) -> list[tuple[dict[str, str], float]]:
+        """Every sample of that name, with its labels."""
+        return [(s.labels, s.value) for f in self.families.values() for s in f.samples if s.name == sample]
+
+
+def scrape(base: str, **headers: str) -> Scrape:
+    """GET `/metrics` and parse it (it must parse)."""
+    response = httpx2.get(f"{base}/metrics", headers=headers)
+    response.raise_for_status()
+    return Scrape.parse(response.text)

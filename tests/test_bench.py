@@ -58,6 +58,7 @@ def test_smoke_run_writes_every_figure(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-4000:]
     figures = cast(dict[str, Any], json.loads(output.read_text()))
     assert figures["mode"] == "smoke"
+    assert figures["tracing_otlp_exports"] > 0  # tracing was really on in its "on" server
     for key in KEYS:
         assert isinstance(figures.get(key), int | float) and math.isfinite(figures[key]), (key, figures.get(key))
     numeric = {k: float(v) for k, v in figures.items() if k != "mode"}

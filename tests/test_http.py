@@ -15,7 +15,7 @@ import pytest
 from person_enrich_mcp.http_app import transport_security
 from person_enrich_mcp.settings import Settings
 from tests.conftest import Upstream, sample_identifiers, text_of
-from tests.http_helpers import HttpServer, free_port, mcp_over_http, write_tokens
+from tests.http_helpers import HttpServer, free_port, mcp_over_http, scrape, write_tokens
 
 INIT = {
     "jsonrpc": "2.0",
@@ -136,10 +136,12 @@ def test_metrics_count_calls_and_credits(
             )
 
     anyio.run(call)
-    text = httpx2.get(f"{server.base}/metrics").text
-    assert 'person_enrich_tool_calls_total{outcome="ok",tool="enrich_person_by_url"} 1' in text
-    assert "person_enrich_credits_charged_total 1" in text
-    assert 'person_enrich_upstream_requests_total{endpoint="enrich",status="200"} 1' in text
+    metrics = scrape(server.base)
+    assert metrics.value("person_enrich_tool_calls_total", outcome="ok", tool="enrich_person_by_url") == 1
+    assert metrics.value("person_enrich_credits_charged_total") == 1
+    assert metrics.value("person_enrich_upstream_requests_total", endpoint="enrich", status="200") == 1
+    assert metrics.value("person_enrich_upstream_credits_total", endpoint="enrich") == 1
+    assert metrics.value("person_enrich_tool_call_duration_seconds_count", tool="enrich_person_by_url") == 1
 
 
 def test_http_without_tokens_needs_the_explicit_opt_in_and_loopback(upstream: Upstream) -> None:

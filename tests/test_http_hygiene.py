@@ -26,6 +26,7 @@ from tests.conftest import Upstream, sample_identifiers, text_of
 from tests.http_helpers import (
     MCP_ACCEPT,
     HttpServer,
+    Scrape,
     free_port,
     legacy_initialize,
     mcp_over_http,
@@ -110,8 +111,9 @@ async def test_metrics_name_principals_when_the_operator_opts_in(
         text = httpx2.get(f"{running.base}/metrics").text
     finally:
         running.stop()
-    assert 'person_enrich_principal_credits_charged_total{principal="bob"} 1' in text
-    assert 'person_enrich_principal_upstream_requests_total{endpoint="enrich",principal="bob"} 1' in text
+    metrics = Scrape.parse(text)
+    assert metrics.value("person_enrich_principal_credits_charged_total", principal="bob") == 1
+    assert metrics.value("person_enrich_principal_upstream_requests_total", endpoint="enrich", principal="bob") == 1
 
 
 # --- connections: header deadline and cap ------------------------------------------------------------------------

@@ -540,11 +540,18 @@ def test_the_server_policy_opens_exactly_the_container_port_to_labelled_clients(
             assert selector["matchLabels"] == {f"{APP}/client": "true"}
 
 
-def test_the_server_may_only_reach_redis_dns_and_the_upstream_over_https() -> None:
+OTLP_HTTP_PORT = 4318  # an OpenTelemetry Collector's OTLP/HTTP receiver
+
+
+def test_the_server_may_only_reach_redis_dns_a_labelled_otel_collector_and_the_upstream_over_https() -> None:
     egress = _one("NetworkPolicy")["spec"]["egress"]
     ports = {(p["port"], p["protocol"]) for rule in egress for p in rule["ports"]}
     upstream_port = urlsplit(DEFAULT_BASE_URL).port or 443
-    assert ports == {(_redis_port(), "TCP"), (53, "UDP"), (53, "TCP"), (upstream_port, "TCP")}
+    assert ports == {(_redis_port(), "TCP"), (53, "UDP"), (53, "TCP"), (upstream_port, "TCP"), (OTLP_HTTP_PORT, "TCP")}
+    (collector_rule,) = [r for r in egress if r["ports"][0]["port"] == OTLP_HTTP_PORT]
+    assert collector_rule["to"] == [
+        {"namespaceSelector": {}, "podSelector": {"matchLabels": {"person-enrich-mcp/otel-collector": "true"}}}
+    ]
     (redis_rule,) = [r for r in egress if r["ports"][0]["port"] == _redis_port()]
     assert redis_rule["to"] == [{"podSelector": {"matchLabels": REDIS_PODS}}]
     (https_rule,) = [r for r in egress if r["ports"][0]["port"] == upstream_port]

@@ -26,6 +26,7 @@ import anyio
 from person_enrich_mcp.errors import BudgetExceededError, format_credits
 from person_enrich_mcp.metrics import Metrics
 from person_enrich_mcp.state import Account, Release, StateStore
+from person_enrich_mcp.tracing import NO_TRACING, Tracer
 
 logger = logging.getLogger(__name__)
 
@@ -181,24 +182,27 @@ class Reservation:
         return max(self.quote.estimate - self.charged - self.unverified, _ZERO)
 
     async def __aenter__(self) -> Reservation:
-        accounts = self._budget.accounts(self._owner)
-        outcome = await self._budget.store.reserve(
-            self.id, self.quote.estimate, accounts, ttl_seconds=self._budget.reservation_ttl
-        )
+        tracer = self._budget.tracer
         metrics = self._budget.metrics
-        if not outcome.granted:
-            refused = next(a for a in accounts if a.key == outcome.refused_by)
-            by_window = refused is not accounts[0]
-            reason = "principal_window" if by_window else "session_window" if self._owner.rolling else "session"
-            metrics.inc("person_enrich_budget_refusals_total", reason=reason)
-            if self._owner.principal is not None:
-                metrics.inc(
-                    "person_enrich_principal_refusals_total", principal=metrics.principal(self._owner.principal)
-                )
-            releases = await self._budget.store.releases(refused)
-            raise self._budget.exceeded(
-                self.quote, outcome.remaining, by_window=by_window, rolling=self._owner.rolling, releases=releases
+        principal = metrics.principal(self._owner.principal) if self._owner.principal is not None else None
+        with tracer.span("person_enrich.reserve", estimate=self.quote.estimate, principal=principal) as span:
+            accounts = self._budget.accounts(self._owner)
+            outcome = await self._budget.store.reserve(
+                self.id, self.quote.estimate, accounts, ttl_seconds=self._budget.reservation_ttl
             )
+            span.set(granted=outcome.granted, remaining=outcome.remaining)
+            if not outcome.granted:
+                refused = next(a for a in accounts if a.key == outcome.refused_by)
+                by_window = refused is not accounts[0]
+                reason = "principal_window" if by_window else "session_window" if self._owner.rolling else "session"
+                span.set(reason=reason)
+                metrics.inc("person_enrich_budget_refusals_total", reason=reason)
+                if principal is not None:
+                    metrics.inc("person_enrich_principal_refusals_total", principal=principal)
+                releases = await self._budget.store.releases(refused)
+                raise self._budget.exceeded(
+                    self.quote, outcome.remaining, by_window=by_window, rolling=self._owner.rolling, releases=releases
+                )
         metrics.inc("person_enrich_credits_reserved_total", float(self.quote.estimate))
         self._open = True
         return self
@@ -209,7 +213,13 @@ class Reservation:
         if not self._open:
             return
         self._open = False
-        with anyio.CancelScope(shield=True):
+        with (
+            self._budget.tracer.span(
+                "person_enrich.settle", estimate=self.quote.estimate, charged=self.charged,
+                unverified=self.unverified, released=self.unused,
+            ),
+            anyio.CancelScope(shield=True),
+        ):  # fmt: skip
             await self._budget.store.settle(self.id, self.charged, self.unverified)
         metrics = self._budget.metrics
         metrics.inc("person_enrich_credits_charged_total", float(self.charged))
@@ -236,9 +246,11 @@ class Budget:
         session_window_seconds: float = 3_600.0,
         reservation_ttl: float = 900.0,
         metrics: Metrics | None = None,
+        tracer: Tracer = NO_TRACING,
     ) -> None:
         self.store = store
         self.metrics = metrics if metrics is not None else Metrics()
+        self.tracer = tracer
         self.session_limit = session_limit
         self.principal_limit = principal_limit
         self.principal_window_seconds = principal_window_seconds

@@ -15,13 +15,12 @@ from pydantic import SecretStr
 
 from person_enrich_mcp import __version__
 from person_enrich_mcp.errors import ConfigurationError
+from person_enrich_mcp.logs import configure_logging
 from person_enrich_mcp.privacy import cli as privacy_cli
 from person_enrich_mcp.sandbox import cli as sandbox_cli
-from person_enrich_mcp.settings import OPTIONS, Settings, load_settings
+from person_enrich_mcp.settings import OPTIONS, Settings, early_log_format, load_settings
 
 logger = logging.getLogger("person_enrich_mcp")
-# Third-party loggers that log request or response bodies at DEBUG.
-BODY_LOGGERS = ("sse_starlette", "mcp.server.sse", "mcp.client")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,17 +70,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     privacy_cli.add_commands(commands)
     return parser
-
-
-def configure_logging(verbosity: int) -> None:
-    """Log to stderr only: in stdio mode stdout carries the protocol."""
-    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # One line per HTTP request is noise below -vv.
-    logging.getLogger("httpx2").setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
-    # These write whole messages at DEBUG (an SSE chunk is a tool result: person data). No verbosity shows bodies.
-    for name in BODY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -152,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `person-enrich-mcp` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(args.verbose)
+    configure_logging(args.verbose, early_log_format(args.log_format))
     if args.command == "sandbox":
         return sandbox_cli.run(args)
     if args.command == "demo":

@@ -2,12 +2,13 @@
 
 `person-enrich-mcp --transport http [--host 127.0.0.1] [--port 8000]` serves both protocol eras the SDK
 supports at `/mcp`, plus `/healthz` (liveness), `/readyz` (upstream configuration and state store) and
-`/metrics` (Prometheus text, optionally behind a token). Budgets, reservations and the rate limiter live in the
-store named by `PERSON_ENRICH_STATE_URL`, so several replicas behind one load balancer share them through Redis;
-the profile cache (person data) stays in each replica's memory unless `PERSON_ENRICH_CACHE_URL` says otherwise.
-`/readyz` fails while the opt-out list or the audit log cannot be used (the server refuses every look-up then).
-Every route checks the Host allowlist; connections get a header deadline, an idle timeout and a cap
-(`http_guards`); legacy sessions are capped per principal (`http_sessions`).
+`/metrics` (Prometheus text or OpenMetrics, process metrics included, optionally behind a token). Budgets,
+reservations and the rate limiter live in the store named by `PERSON_ENRICH_STATE_URL`, so several replicas
+behind one load balancer share them through Redis; the profile cache (person data) stays in each replica's
+memory unless `PERSON_ENRICH_CACHE_URL` says otherwise. `/readyz` fails while the opt-out list or the audit
+log cannot be used (the server refuses every look-up then). Every route checks the Host allowlist; connections
+get a header deadline, an idle timeout and a cap (`http_guards`); legacy sessions are capped per principal
+(`http_sessions`).
 """
 
 from __future__ import annotations
@@ -167,7 +168,8 @@ class MetricsGate:
                 status_code=401,
                 headers={"www-authenticate": f'Bearer realm="{REALM}-metrics"'},
             )
-        return PlainTextResponse(self._metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        body, content_type = self._metrics.exposition(request.headers.get("accept"))
+        return Response(body, headers={"content-type": content_type})
 
 
 def build_http_app(
@@ -180,12 +182,19 @@ def build_http_app(
     """The ASGI app: MCP at `/mcp` with auth and allowlists, and the operational endpoints.
 
     Raises:
-        ConfigurationError: for an unsafe or incomplete HTTP configuration, or a bad state URL.
+        ConfigurationError: for an unsafe or incomplete HTTP configuration, a bad state URL, or a multi-process
+            metrics directory that does not exist.
     """
     auth = _auth(settings, host, port)
     privacy = open_privacy(settings)
     store: StateStore = open_store(settings.state_url)
-    metrics = Metrics(principal_names=settings.metrics_principal_names)
+    shared = settings.metrics_multiprocess_dir
+    if shared is not None and not Path(shared).is_dir():
+        raise ConfigurationError(
+            f"PROMETHEUS_MULTIPROC_DIR={shared} is not a directory: create it (empty) before the workers start, or "
+            "unset it to serve this process's metrics alone"
+        )
+    metrics = Metrics(principal_names=settings.metrics_principal_names, multiprocess_dir=shared)
     server = build_server(settings, transport=transport, store_factory=lambda: store, metrics=metrics, privacy=privacy)
     security = transport_security(settings)
     # The SDK builds its session manager inside `streamable_http_app()`, with no seam for a per-principal cap:
@@ -260,6 +269,7 @@ def run_http(settings: Settings, *, host: str, port: int) -> int:
     config = uvicorn.Config(
         app,
         log_level="warning",
+        log_config=None,  # uvicorn's lines go through the server's own handler, in its format (text or JSON)
         access_log=False,
         server_header=False,
         http=header_deadline_protocol(settings.header_timeout_seconds),

@@ -15,6 +15,7 @@ from typing import Any, cast
 import anyio
 import httpx2
 from mcp.server import MCPServer
+from mcp.server._otel import OpenTelemetryMiddleware  # pyright: ignore[reportPrivateImportUsage]
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver.tools import Tool
@@ -37,6 +38,7 @@ from person_enrich_mcp.api import (
 )
 from person_enrich_mcp.budget import Budget
 from person_enrich_mcp.cache import ProfileCache
+from person_enrich_mcp.call_timer import ToolCallTimer
 from person_enrich_mcp.errors import format_credits
 from person_enrich_mcp.metrics import Metrics
 from person_enrich_mcp.pricing import PriceTable
@@ -52,6 +54,7 @@ from person_enrich_mcp.tools.enrich import enrich_person_by_email, enrich_person
 from person_enrich_mcp.tools.filters import OPERATOR_ALIASES
 from person_enrich_mcp.tools.search import search_then_enrich
 from person_enrich_mcp.tools.suggest import suggest_filter_values
+from person_enrich_mcp.tracing import NO_TRACING, Tracer
 
 SERVER_NAME = "person-enrich-mcp"
 logger = logging.getLogger(__name__)
@@ -203,6 +206,14 @@ def _key_fingerprint(settings: Settings) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
+def _tracer(settings: Settings) -> Tracer:
+    if not settings.tracing:
+        return NO_TRACING
+    from person_enrich_mcp.tracing_setup import start_tracing  # only now: the SDK costs start-up time
+
+    return start_tracing(settings)
+
+
 def build_server(
     settings: Settings,
     *,
@@ -228,6 +239,7 @@ def build_server(
     fingerprint = _key_fingerprint(settings)
     counters = metrics if metrics is not None else Metrics(principal_names=settings.metrics_principal_names)
     guard = privacy if privacy is not None else open_privacy(settings)
+    tracer = _tracer(settings)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncGenerator[AppState]:
@@ -255,6 +267,7 @@ def build_server(
             user_agent=f"{SERVER_NAME}/{__version__}",
             transport=transport,
             metrics=counters,
+            tracer=tracer,
         )
         account = AccountService(
             api,
@@ -290,6 +303,7 @@ def build_server(
                 session_window_seconds=settings.session_window_seconds,
                 reservation_ttl=settings.reservation_ttl_seconds,
                 metrics=counters,
+                tracer=tracer,
             ),
             cache=cache,
             seen=SeenProfiles(cache_store, scope=fingerprint, ttl_seconds=settings.cache_ttl_seconds),
@@ -298,6 +312,7 @@ def build_server(
             opt_outs=guard.opt_outs,
             audit=guard.audit,
             policy=guard.policy,
+            tracer=tracer,
         )
         housekeeper = Housekeeper(
             cache=cache,
@@ -330,6 +345,10 @@ def build_server(
         token_verifier=token_verifier,
         auth=auth,
     )
+    if not tracer.enabled:
+        # The SDK opens a span per request even without an exporter (a no-op one); off means not even that.
+        server.middleware[:] = [m for m in server.middleware if not isinstance(m, OpenTelemetryMiddleware)]
+    server.middleware.append(ToolCallTimer(counters, (spec.fn.__name__ for spec in TOOL_SPECS)))
 
     @server.resource(
         fields.FIELDS_RESOURCE_URI,

@@ -237,6 +237,13 @@ OPTIONS: tuple[Option, ...] = (
         switch=True,
     ),
     Option(
+        "log_format",
+        "PERSON_ENRICH_LOG_FORMAT",
+        "--log-format",
+        "stderr log lines: text, or json (one object a line: time, level, logger, message, and the trace and span "
+        "ids when tracing is on)",
+    ),
+    Option(
         "header_timeout_seconds",
         "PERSON_ENRICH_HEADER_TIMEOUT",
         "--header-timeout",
@@ -312,9 +319,21 @@ class Settings(BaseModel):
     principal_rate_share: float = Field(default=0.5, gt=0, le=1)
     metrics_token_file: str | None = None
     metrics_principal_names: bool = False
+    log_format: Literal["text", "json"] = "text"
+    # Tracing, from the standard OTEL_* variables (`otel_settings`): the exporters to use (none: tracing is off),
+    # and the OTLP protocol.
+    otel_traces_exporters: tuple[str, ...] = ()
+    otel_protocol: str = "http/protobuf"
+    # prometheus-client's PROMETHEUS_MULTIPROC_DIR: several worker processes share their metrics through it.
+    metrics_multiprocess_dir: str | None = None
     header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     keepalive_timeout_seconds: int = Field(default=5, ge=1, le=600)
     max_connections: int = Field(default=1000, ge=8, le=100_000)
+
+    @property
+    def tracing(self) -> bool:
+        """Whether spans are exported (the standard OTEL_* variables ask for an exporter)."""
+        return bool(self.otel_traces_exporters)
 
     @property
     def approval_limit(self) -> Decimal:
@@ -331,6 +350,40 @@ class Settings(BaseModel):
                 "or run with --sandbox to use the offline sandbox with synthetic data."
             )
         return self.api_key
+
+
+_TRUE = ("1", "true", "yes", "on")
+
+
+def standard_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """What the standard variables of OpenTelemetry and prometheus-client ask of this server.
+
+    Tracing is on when `OTEL_TRACES_EXPORTER` names an exporter other than `none`, or an OTLP endpoint is set (the
+    exporter then defaults to `otlp`, as the specification says); `OTEL_SDK_DISABLED=true` turns it off whatever
+    else is set. The SDK reads the rest of its variables itself.
+    """
+    values: dict[str, Any] = {}
+    named = [part.strip().lower() for part in env.get("OTEL_TRACES_EXPORTER", "").split(",") if part.strip()]
+    endpoints = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    endpoint = any(env.get(name, "").strip() for name in endpoints)
+    exporters = [n for n in named if n != "none"] if named else (["otlp"] if endpoint else [])
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() in _TRUE:
+        exporters = []
+    values["otel_traces_exporters"] = tuple(dict.fromkeys(exporters))
+    protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "").strip() or env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
+    if protocol.strip():
+        values["otel_protocol"] = protocol.strip().lower()
+    multiprocess = env.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    if multiprocess:
+        values["metrics_multiprocess_dir"] = multiprocess
+    return values
+
+
+def early_log_format(flag: str | None, environ: Mapping[str, str] | None = None) -> Literal["text", "json"]:
+    """The log format, read before the rest of the settings (so that their own errors are logged in it)."""
+    env = os.environ if environ is None else environ
+    value = (flag or env.get("PERSON_ENRICH_LOG_FORMAT", "")).strip().lower()
+    return "json" if value == "json" else "text"
 
 
 def _read_key_file(path: str) -> str:
@@ -362,6 +415,7 @@ def load_settings(flags: Mapping[str, Any] | None = None, environ: Mapping[str, 
         elif env.get(option.env, "").strip():
             values[option.field] = env[option.env].strip()
             sources[option.field] = option.env
+    values = {**standard_settings(env), **values}
     values.update(given)
     try:
         for name in ("session_budget", "confirm_above", "model_approval_limit", "principal_budget"):

@@ -67,6 +67,7 @@ from person_enrich_mcp.errors import (
     ServerError,
 )
 from person_enrich_mcp.metrics import Metrics
+from person_enrich_mcp.tracing import NO_TRACING, Span, Tracer
 from person_enrich_mcp.untrusted import clean_data, clean_text, needs_cleaning
 
 logger = logging.getLogger(__name__)
@@ -101,6 +102,16 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 8.0
     max_wait: float = 60.0
+
+
+@dataclass(slots=True)
+class _Tries:
+    """How often one request has been tried, and why."""
+
+    attempt: int = 0
+    failures: int = 0  # not sent, or a 5xx
+    limited: int = 0  # 429s
+    waited_on_429: float = 0.0
 
 
 class _NotSent(Exception):
@@ -237,8 +248,11 @@ class PersonAPI:
         transport: httpx2.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         metrics: Metrics | None = None,
+        tracer: Tracer = NO_TRACING,
     ) -> None:
         self._metrics = metrics if metrics is not None else Metrics()
+        self._tracer = tracer
+        self._server_address = httpx2.URL(base_url).host
         self._key_bytes = api_key.get_secret_value().encode()
         self.limiter = limiter
         self._retry = retry
@@ -341,7 +355,9 @@ class PersonAPI:
             EndpointMissingError: when the 404 is for a route this upstream does not have (checked for free).
         """
         try:
-            payload, credits, request_id, limits = await self._call(endpoint, "POST", PATHS[endpoint], body=body)
+            payload, credits, request_id, limits = await self._call(
+                endpoint, "POST", PATHS[endpoint], body=body, identifiers=len(identifiers)
+            )
         except NotFoundError as exc:
             # A route that does not exist answers a flat 404 too: on the endpoints today's revision added, ask
             # with an empty body (a 400 where the route exists, never billed) before reading it as "no match".
@@ -455,87 +471,119 @@ class PersonAPI:
         *,
         body: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
+        identifiers: int | None = None,
     ) -> tuple[Any, Decimal | None, str | None, RateLimitInfo | None]:
-        failures = 0
-        limited = 0
-        waited_on_429 = 0.0
+        tries = _Tries()
         while True:
-            # A paid request starts only from a checkpoint: a cancelled call stops here, before the next batch,
-            # even when the store and the limiter answer without yielding.
-            await anyio.lowlevel.checkpoint()
-            waited = await self.limiter.acquire(endpoint)
-            if waited > 0:
-                self._metrics.inc("person_enrich_rate_limit_waits_total", endpoint=endpoint)
-                self._metrics.inc("person_enrich_rate_limit_wait_seconds_total", waited, endpoint=endpoint)
-            started = time.perf_counter()
-            try:
-                # Shielded: once a paid request is on the wire its answer (and its charge) must be read and
-                # recorded, even if the tool call is being cancelled.
-                answer: tuple[int, httpx2.Headers, bytes] | None = None
-                with anyio.CancelScope(shield=True):
-                    answer = await self._send(endpoint, method, path, body, params)
-            except _NotSent as exc:
-                self._metrics.inc("person_enrich_upstream_requests_total", endpoint=endpoint, status="not_sent")
-                failures += 1
-                if failures <= self._retry.max_retries:
-                    await self._sleep(self._backoff(failures))
-                    continue
-                raise APIConnectionError(
-                    f"could not connect to the Person API ({type(exc.__cause__).__name__})"
-                ) from exc
-            if answer is None:  # pragma: no cover - a shielded scope cannot swallow the send
-                raise APIOutcomeUnknownError(f"no answer to the {endpoint} request")
-            status, headers, content = answer
-            if status >= 300:
-                content = content.replace(self._key_bytes, b"[redacted]")  # never relay the key, even if echoed
-            self._metrics.inc("person_enrich_upstream_requests_total", endpoint=endpoint, status=str(status))
-            if (who := requester()) is not None:
-                self._metrics.inc(
-                    "person_enrich_principal_upstream_requests_total", principal=self._metrics.principal(who),
-                    endpoint=endpoint,
-                )  # fmt: skip
-            self._metrics.observe(
-                "person_enrich_upstream_latency_seconds", time.perf_counter() - started, endpoint=endpoint
-            )
-            request_id = headers.get("x-request-id")
-            credits = _header_decimal(headers, "x-credits-used")
-            limits = _rate_limit_info(headers)
-            if limits is not None:
-                self.limiter.observe(endpoint, remaining=limits.remaining, reset_seconds=limits.reset_seconds)
-            logger.debug(
-                "upstream %s -> %s in %.0f ms, credits %s",
-                endpoint, status, (time.perf_counter() - started) * 1000, credits,
+            tries.attempt += 1
+            # One span per request sent (or refused a rate-limit slot), its wait for the slot included.
+            with self._tracer.span(
+                f"{method} {path}", kind="client", endpoint=endpoint, identifiers=identifiers, attempt=tries.attempt,
+                **{"http.request.method": method, "url.path": path, "server.address": self._server_address},
+            ) as span:  # fmt: skip
+                outcome = await self._attempt(endpoint, method, path, body, params, tries, span)
+            if isinstance(outcome, tuple):
+                return outcome
+            await self._sleep(outcome)  # not billed, and worth another try after this pause
+
+    async def _attempt(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        params: dict[str, str] | None,
+        tries: _Tries,
+        span: Span,
+    ) -> tuple[Any, Decimal | None, str | None, RateLimitInfo | None] | float:
+        """One request: its answer, or the seconds to pause before trying again.
+
+        Raises:
+            PersonEnrichError: for an answer or failure that is not to be retried (see the module docstring).
+        """
+        # A paid request starts only from a checkpoint: a cancelled call stops here, before the next batch,
+        # even when the store and the limiter answer without yielding.
+        await anyio.lowlevel.checkpoint()
+        waited = await self.limiter.acquire(endpoint)
+        span.set(rate_limit_wait_seconds=waited)
+        if waited > 0:
+            self._metrics.inc("person_enrich_rate_limit_waits_total", endpoint=endpoint)
+            self._metrics.inc("person_enrich_rate_limit_wait_seconds_total", waited, endpoint=endpoint)
+        started = time.perf_counter()
+        try:
+            # Shielded: once a paid request is on the wire its answer (and its charge) must be read and
+            # recorded, even if the tool call is being cancelled.
+            answer: tuple[int, httpx2.Headers, bytes] | None = None
+            with anyio.CancelScope(shield=True):
+                answer = await self._send(endpoint, method, path, body, params)
+        except _NotSent as exc:
+            self._metrics.inc("person_enrich_upstream_requests_total", endpoint=endpoint, status="not_sent")
+            span.set(**{"error.type": "not_sent"})
+            tries.failures += 1
+            if tries.failures <= self._retry.max_retries:
+                return self._backoff(tries.failures)
+            raise APIConnectionError(f"could not connect to the Person API ({type(exc.__cause__).__name__})") from exc
+        if answer is None:  # pragma: no cover - a shielded scope cannot swallow the send
+            raise APIOutcomeUnknownError(f"no answer to the {endpoint} request")
+        status, headers, content = answer
+        if status >= 300:
+            content = content.replace(self._key_bytes, b"[redacted]")  # never relay the key, even if echoed
+        elapsed = time.perf_counter() - started
+        self._metrics.inc("person_enrich_upstream_requests_total", endpoint=endpoint, status=str(status))
+        if (who := requester()) is not None:
+            self._metrics.inc(
+                "person_enrich_principal_upstream_requests_total", principal=self._metrics.principal(who),
+                endpoint=endpoint,
             )  # fmt: skip
-            if 200 <= status < 300:
-                try:
-                    payload: Any = json.loads(content)
-                except (ValueError, UnicodeDecodeError):
-                    raise APIResponseError(
-                        "the answer is not valid JSON", request_id=request_id, credits_used=credits
-                    ) from None
-                # Profile text is third-party: cleaned here, before anything can cache, log or return it.
-                return (clean_data(payload) if needs_cleaning(content) else payload), credits, request_id, limits
-            # An answer that reports a bill was processed, whatever its status: retrying would pay twice.
-            billed = credits is not None and credits > 0
-            if status == 429 and not billed:
-                wait = _header_float(headers, "retry-after")
-                if wait is None:
-                    wait = limits.reset_seconds if limits and limits.reset_seconds is not None else 1.0
-                wait += self._random.uniform(0, 0.25)
-                if limited < self._retry.max_rate_limited_retries and waited_on_429 + wait <= self._retry.max_wait:
-                    limited += 1
-                    waited_on_429 += wait
-                    await self._sleep(wait)
-                    continue
-                error = map_status(status, content, request_id, credits)
-                assert isinstance(error, RateLimitError)
-                error.retry_after = wait
-                raise error
-            if status >= 500 and not billed and failures < self._retry.max_retries:
-                failures += 1
-                await self._sleep(self._backoff(failures))
-                continue
-            raise map_status(status, content, request_id, credits)
+        self._metrics.observe("person_enrich_upstream_latency_seconds", elapsed, endpoint=endpoint)
+        request_id = headers.get("x-request-id")
+        credits = _header_decimal(headers, "x-credits-used")
+        if credits is not None:
+            self._metrics.inc("person_enrich_upstream_credits_total", float(credits), endpoint=endpoint)
+        limits = _rate_limit_info(headers)
+        span.set(
+            credits=credits, credits_reported=credits is not None, response_bytes=len(content),
+            **{"http.response.status_code": status},
+        )  # fmt: skip
+        if limits is not None:
+            self.limiter.observe(endpoint, remaining=limits.remaining, reset_seconds=limits.reset_seconds)
+            span.set(rate_limit_remaining=limits.remaining)
+        logger.debug("upstream %s -> %s in %.0f ms, credits %s", endpoint, status, elapsed * 1000, credits)
+        if 200 <= status < 300:
+            try:
+                payload: Any = json.loads(content)
+            except (ValueError, UnicodeDecodeError):
+                raise APIResponseError(
+                    "the answer is not valid JSON", request_id=request_id, credits_used=credits
+                ) from None
+            # Profile text is third-party: cleaned here, before anything can cache, log or return it.
+            return (clean_data(payload) if needs_cleaning(content) else payload), credits, request_id, limits
+        span.set(**{"error.type": str(status)})
+        # An answer that reports a bill was processed, whatever its status: retrying would pay twice.
+        billed = credits is not None and credits > 0
+        if status == 429 and not billed:
+            wait = _header_float(headers, "retry-after")
+            if wait is None:
+                wait = limits.reset_seconds if limits and limits.reset_seconds is not None else 1.0
+            wait += self._random.uniform(0, 0.25)
+            if (
+                tries.limited < self._retry.max_rate_limited_retries
+                and tries.waited_on_429 + wait <= self._retry.max_wait
+            ):
+                tries.limited += 1
+                tries.waited_on_429 += wait
+                span.set(retry_after_seconds=wait)
+                return wait
+            error = map_status(status, content, request_id, credits)
+            assert isinstance(error, RateLimitError)
+            error.retry_after = wait
+            raise error
+        if status >= 500 and not billed and tries.failures < self._retry.max_retries:
+            tries.failures += 1
+            pause = self._backoff(tries.failures)
+            span.set(retry_after_seconds=pause)
+            return pause
+        raise map_status(status, content, request_id, credits)
 
     async def _send(
         self, endpoint: str, method: str, path: str, body: dict[str, Any] | None, params: dict[str, str] | None

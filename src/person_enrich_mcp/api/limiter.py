@@ -147,6 +147,17 @@ class RateLimiter:
                 principal's own share that is used up).
         """
         who = _requester.get()
+        try:
+            return await self._acquire(endpoint, who)
+        except LocalRateLimitError as exc:
+            if who is not None and self._metrics is not None:
+                self._metrics.inc(
+                    "person_enrich_principal_throttled_total", principal=self._metrics.principal(who),
+                    endpoint=endpoint, limit="own" if isinstance(exc, ShareRateLimitError) else "shared",
+                )  # fmt: skip
+            raise
+
+    async def _acquire(self, endpoint: str, who: str | None) -> float:
         waited = 0.0
         if who is not None and self._share < 1:
             waited = await self._own_slot(endpoint, who)

@@ -24,6 +24,7 @@ from person_enrich_mcp.seen import SeenProfiles
 from person_enrich_mcp.settings import Settings
 from person_enrich_mcp.state import StateStore
 from person_enrich_mcp.tools.results import failure
+from person_enrich_mcp.tracing import NO_TRACING, Tracer
 
 
 @dataclass(slots=True)
@@ -42,6 +43,7 @@ class AppState:
     opt_outs: OptOuts
     audit: AuditLog | DisabledAudit
     policy: FieldPolicy
+    tracer: Tracer = NO_TRACING
 
 
 ToolContext = Context[AppState, Any]

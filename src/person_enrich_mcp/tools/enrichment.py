@@ -208,6 +208,18 @@ async def plan(app: AppState, lookup: Lookup) -> Plan:
         PlanRestrictionError: when the account's plan lacks an endpoint or field the fetch needs.
         AuthenticationError: when reading the account shows the key is rejected.
     """
+    with app.tracer.span(
+        "person_enrich.plan", identifier_kind=lookup.kind, identifiers=len(lookup.batch.normalised)
+    ) as span:
+        the_plan = await _plan(app, lookup)
+        span.set(
+            dialect=the_plan.view.dialect.value, cache_hits=len(the_plan.hits), to_fetch=len(the_plan.needs),
+            suppressed=len(the_plan.suppressed), estimate=the_plan.quote.estimate,
+        )  # fmt: skip
+    return the_plan
+
+
+async def _plan(app: AppState, lookup: Lookup) -> Plan:
     app.opt_outs.require()
     app.audit.require()
     view = await app.account.view()
@@ -268,16 +280,23 @@ async def fetch(
     sight: not cached, not looked up further, not returned.
     """
     lookup = the_plan.lookup
-    runner = upstream.Runner(app, the_plan.view, reservation, progress, _steps(the_plan), call)
+    steps = _steps(the_plan)
+    runner = upstream.Runner(app, the_plan.view, reservation, progress, steps, call)
     fetched = Fetched()
-    if the_plan.view.dialect is Dialect.OVERVIEW:
-        await _fetch_overview(app, runner, lookup, the_plan.needs, fetched)
-    elif lookup.kind == "url":
-        await _fetch_urls(app, runner, the_plan.needs, fetched)
-    else:
-        await _fetch_emails(app, runner, lookup, the_plan.needs, fetched)
-    await runner.finish()
-    fetched.failure = runner.failure
+    with app.tracer.span(
+        "person_enrich.fetch", identifier_kind=lookup.kind, identifiers=len(the_plan.needs), steps=steps
+    ) as span:
+        if the_plan.view.dialect is Dialect.OVERVIEW:
+            await _fetch_overview(app, runner, lookup, the_plan.needs, fetched)
+        elif lookup.kind == "url":
+            await _fetch_urls(app, runner, the_plan.needs, fetched)
+        else:
+            await _fetch_emails(app, runner, lookup, the_plan.needs, fetched)
+        await runner.finish()
+        fetched.failure = runner.failure
+        span.set(charged=reservation.charged, unverified=reservation.unverified, found=len(fetched.matches))
+        if runner.failure is not None:
+            span.fail(runner.failure.code)
     return fetched
 
 

@@ -100,6 +100,13 @@ async def price_search(app: AppState, owner: Owner, call: SearchCall, account: A
 
     A page read before costs nothing, and its people are known, so the quote is then the plan's for exactly them.
     """
+    with app.tracer.span("person_enrich.quote", limit=call.limit, enrich=call.enrich) as span:
+        priced = await _price_search(app, owner, call, account)
+        span.set(search_page_cached=priced.page is not None, estimate=priced.quote.estimate)
+    return priced
+
+
+async def _price_search(app: AppState, owner: Owner, call: SearchCall, account: AccountView) -> Priced:
     cached = await cached_page(app, owner, call)
     if cached is None:
         return Priced(search_quote(call, account.prices))
