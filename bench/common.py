@@ -280,11 +280,12 @@ class RedisServer:
 class HttpReplica:
     """`person-enrich-mcp --transport http` in a subprocess; ready once `/healthz` answers."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], command: list[str] | None = None) -> None:
+        """Start it; `command` (given `--port N`) replaces `person-enrich-mcp --transport http`."""
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.url = f"{self.base}/mcp"
-        command = [SERVER_COMMAND, "--transport", "http", "--port", str(self.port)]
+        command = [*(command or [SERVER_COMMAND, "--transport", "http"]), "--port", str(self.port)]
         self.process = subprocess.Popen(
             command,
             env=get_default_environment() | _passthrough() | env,

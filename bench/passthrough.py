@@ -19,7 +19,7 @@ import json
 import os
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 from mcp.server import MCPServer
@@ -89,15 +89,15 @@ async def search_then_enrich(
         body["cursor"] = cursor
     found = await _post(ctx, "/person/search", body)
     try:
-        people = json.loads(found).get("profiles") or []
+        people = cast(list[dict[str, Any]], json.loads(found).get("profiles") or [])
     except (ValueError, AttributeError):
         return found
-    urls = [
-        url
-        for person in people
-        if isinstance(person, dict)
-        and (url := (person.get("social_handles") or {}).get("professional_network_identifier", {}).get("profile_url"))
-    ]
+    urls: list[str] = []
+    for person in people:
+        handles = cast(dict[str, Any], person.get("social_handles") or {})
+        handle = cast(dict[str, Any], handles.get("professional_network_identifier") or {})
+        if url := handle.get("profile_url"):
+            urls.append(str(url))
     parts = [found]
     for start in range(0, len(urls), BATCH):
         enrich: dict[str, Any] = {"professional_network_profile_urls": urls[start : start + BATCH]}
