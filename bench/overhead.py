@@ -65,7 +65,8 @@ def _text_bytes(content: list[Any]) -> int:
 async def run(sizes: Sizes) -> Figures:
     rounds = sizes.overhead_warmup + sizes.overhead_reps
     people = rounds * sum(COUNTS) + 2 * max(COUNTS)  # every round asks for people nobody asked for before
-    sandbox = SandboxProcess(people, *UNLIMITED_RPM_FLAGS)
+    # Some of the dataset's people have no profile URL to look up by (opted out, no handle): a margin.
+    sandbox = SandboxProcess(people * 5 // 4 + 100, *UNLIMITED_RPM_FLAGS)
     try:
         return await _run(sandbox, sizes, people)
     finally:
@@ -85,6 +86,8 @@ async def _run(sandbox: SandboxProcess, sizes: Sizes, people: int) -> Figures:
     ):
         await anyio.to_thread.run_sync(sandbox.wait)  # the servers started meanwhile; they connect on first use
         pool = sample_identifiers(api, "url", people)
+        if len(pool) < people:
+            raise RuntimeError(f"overhead: the sandbox has {len(pool)} profile URLs, {people} are needed")
         # The warm-up people are asked twice (to learn the sections ours sends); the rounds' people never repeat.
         warm = {n: pool[: max(COUNTS)][:n] for n in COUNTS}
         for n in COUNTS:

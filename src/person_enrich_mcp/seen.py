@@ -78,6 +78,7 @@ class _Record:
             if at >= oldest:
                 return
             del self.urls[url]
+            self._encoded.pop(url, None)
 
     def put(self, url: str, at: float, index: int) -> None:
         """Record `url` as given at `at` with selection `index`, as the newest entry."""
@@ -88,7 +89,9 @@ class _Record:
     def dump(self, keep: int) -> str:
         """The stored form, the newest `keep` entries; also becomes `raw`."""
         while len(self.urls) > keep:
-            del self.urls[next(iter(self.urls))]
+            oldest = next(iter(self.urls))
+            del self.urls[oldest]
+            self._encoded.pop(oldest, None)
         used = sorted({index for _, index in self.urls.values()})
         if used != list(range(len(self.selections))):  # a selection nobody holds any more: renumber the rest
             renumber = {old: new for new, old in enumerate(used)}
@@ -99,8 +102,6 @@ class _Record:
         for url, (at, index) in self.urls.items():
             if url not in encoded:
                 encoded[url] = json.dumps([url, round(at, 1), index], separators=(",", ":"))
-        if len(encoded) > len(self.urls):
-            self._encoded = encoded = {url: encoded[url] for url in self.urls}
         selections = json.dumps(self.selections, separators=(",", ":"))
         self.raw = '{"s":' + selections + ',"u":[' + ",".join(encoded[url] for url in self.urls) + "]}"
         return self.raw
