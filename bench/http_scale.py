@@ -234,10 +234,11 @@ async def _offered_load(
     deadline = time.perf_counter() + seconds
 
     async def worker(session: Session, first: float) -> None:
-        await anyio.sleep(first)
+        await anyio.sleep(min(first, max(deadline - time.perf_counter(), 0)))
         while time.perf_counter() < deadline:
             latencies.append((session.era, await session.call(people())))
-            await anyio.sleep(rng.expovariate(1 / pause))
+            # Never past the deadline: the run ends on time whatever the last pause drawn.
+            await anyio.sleep(min(rng.expovariate(1 / pause), max(deadline - time.perf_counter(), 0)))
 
     async with anyio.create_task_group() as group:
         for session in sessions:
