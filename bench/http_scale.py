@@ -20,7 +20,8 @@ Every call is `enrich_person_by_url` with one profile URL; a call counts only if
   (`initialize` and `notifications/initialized`, then nothing), minus VmRSS after 20 warm-up sessions, per session.
 - `store_round_trips_per_call`: state-store calls per tool call, counted by `bench/counting_store.py` in a replica
   started as `python -m bench.replica` (the same app with its store wrapped); a miss of one URL, the worse era.
-  Each call of the Redis store is one round trip (one command, script or pipeline). Hit and per-method figures too.
+  Each call of the Redis store is one round trip (one command, script or pipeline). Hit and per-method figures too,
+  and the same for calls of 25 URLs (`_25`), with their latency (`http_ms_median_25_<miss|hit>`, one at a time).
 - `http_scaling_efficiency_3`: calls/s of three replicas over three times the calls/s of one, on misses, with the
   upstream's latency as the bottleneck: the sandbox delays every enrich answer by `UPSTREAM_LATENCY_MS`, and each
   replica gets the same `scaling_sessions_per_replica` closed-loop sessions. Each replica then serves at most
@@ -72,6 +73,8 @@ LATENCY_SESSIONS = (1, 50, 200)
 UPSTREAM_LATENCY_MS = 400
 RSS_WARM_SESSIONS = 20
 ROUND_TRIP_CALLS = 20
+BATCH = 25  # the most identifiers one call takes
+BATCH_CALLS = 4
 SETTLE_SECONDS = 1.0
 
 
@@ -145,13 +148,14 @@ class Session:
         if done.status_code >= 300:
             raise RuntimeError(f"http: notifications/initialized answered {done.status_code}")
 
-    async def call(self, url: str) -> float:
-        """One `enrich_person_by_url` of `url`; its latency in ms.
+    async def call(self, url: str | list[str]) -> float:
+        """One `enrich_person_by_url` of `url` (or of a list of them); its latency in ms.
 
         Raises:
             RuntimeError: for an HTTP error or a tool error.
         """
-        body = _rpc("tools/call", {"name": TOOL, "arguments": {"professional_network_profile_urls": [url]}},
+        urls = [url] if isinstance(url, str) else url
+        body = _rpc("tools/call", {"name": TOOL, "arguments": {"professional_network_profile_urls": urls}},
                     next(self._ids), self.era)  # fmt: skip
         started = time.perf_counter()
         response = await self.http.post(self.url, json=body, headers=self.headers)
@@ -422,6 +426,22 @@ async def _round_trips(clients: Clients, replica: HttpReplica, cluster: Cluster)
                     figures[f"store_calls_{kind}_{era}_{method}"] = per_call
     figures["store_round_trips_per_call"] = worst["miss"]
     figures["store_round_trips_per_call_hit"] = worst["hit"]
+    # Calls of 25 people (a legacy session): round trips, and the latency they add up to, misses then hits.
+    session = Session(clients.new(), replica.url, "legacy")
+    await session.open()
+    await session.call(cluster.fresh())
+    batches = [[cluster.fresh() for _ in range(BATCH)] for _ in range(BATCH_CALLS)]
+    for kind in ("miss", "hit"):
+        before = await counts()
+        latencies = [await session.call(batch) for batch in batches]
+        after = await counts()
+        calls = {k: (after.get(k, 0) - before.get(k, 0)) / BATCH_CALLS for k in after}
+        suffix = "" if kind == "miss" else "_hit"
+        figures[f"store_round_trips_per_call_25{suffix}"] = sum(calls.values())
+        figures[f"http_ms_median_25_{kind}"] = median(latencies)
+        for method, per_call in calls.items():
+            if per_call:
+                figures[f"store_calls_{kind}_25_{method}"] = per_call
     return figures
 
 
