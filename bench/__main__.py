@@ -1,9 +1,13 @@
-"""`bench/run`: every benchmark against the sandbox on loopback, a table of figures, and `--json PATH`."""
+"""`bench/run`: every benchmark against the sandbox on loopback, a table of figures, and `--json PATH`.
+
+`bench/run --http` runs the team-server benchmark instead (`bench/http_scale.py`): replicas, Redis, many sessions.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -11,7 +15,7 @@ from pathlib import Path
 
 import anyio
 
-from bench import context, credits, footprint, overhead, throughput, tracing
+from bench import context, credits, footprint, http_scale, overhead, throughput, tracing
 from bench.common import SIZES, UNLIMITED_RPM, Figures, Sizes, compile_sources
 from bench.report import evaluate, table
 from person_enrich_mcp.sandbox import SandboxConfig, SandboxServer
@@ -22,8 +26,11 @@ BENCHMARKS = ("context", "credits", "footprint", "overhead", "throughput", "trac
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="a shortened run (under a minute)")
+    size.add_argument("--quick", action="store_true", help="a shortened run (about a minute; --http: under five)")
     size.add_argument("--smoke", action="store_true", help="tiny sizes, to check the benchmarks still run (CI)")
+    parser.add_argument(
+        "--http", action="store_true", help="the team server at scale: HTTP replicas, Redis, many sessions"
+    )
     parser.add_argument("--json", metavar="PATH", type=Path, help="also write the figures as one flat JSON object")
     parser.add_argument(
         "--only", metavar="NAMES", help=f"comma-separated subset of {','.join(BENCHMARKS)} (default: all)"
@@ -51,12 +58,19 @@ async def _main(sizes: Sizes, only: tuple[str, ...]) -> Figures:
     return figures
 
 
+async def _http(sizes: Sizes) -> Figures:
+    compile_sources()
+    return await _timed("http", lambda: http_scale.run(sizes.name))
+
+
 async def _timed(name: str, step: Callable[[], Awaitable[Figures]]) -> Figures:
-    print(f"bench: {name} ...", file=sys.stderr, flush=True)
+    """Run one benchmark, with the machine's 1-minute load average before it (`load_avg_<name>`)."""
+    load = os.getloadavg()[0]
+    print(f"bench: {name} ... (load average {load:.2f})", file=sys.stderr, flush=True)
     started = time.monotonic()
     figures = await step()
     print(f"bench: {name} done in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
-    return figures
+    return {f"load_avg_{name}": load} | figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,17 +81,21 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"bench/run: unknown benchmark(s) {', '.join(unknown)}", file=sys.stderr)
         return 2
+    if args.http and args.only:
+        print("bench/run: --only does not apply to --http", file=sys.stderr)
+        return 2
     started = time.monotonic()
-    figures = anyio.run(_main, sizes, only)
-    verdicts = [v for v in evaluate(figures) if v.passed is not None]
+    figures = anyio.run(_http, sizes) if args.http else anyio.run(_main, sizes, only)
+    verdicts = [v for v in evaluate(figures, http=args.http) if v.passed is not None]
     figures["targets_met"] = sum(1 for v in verdicts if v.passed)
     figures["targets_total"] = len(verdicts)
     figures["elapsed_seconds"] = time.monotonic() - started
-    print(f"\nperson-enrich-mcp benchmarks ({sizes.name} run)\n")
-    print(table(figures))
+    print(f"\nperson-enrich-mcp benchmarks ({'http, ' if args.http else ''}{sizes.name} run)\n")
+    print(table(figures, http=args.http))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"mode": sizes.name, **figures}, indent=2, sort_keys=True) + "\n")
+        mode = f"http-{sizes.name}" if args.http else sizes.name
+        args.json.write_text(json.dumps({"mode": mode, **figures}, indent=2, sort_keys=True) + "\n")
     return 0
 
 

@@ -160,10 +160,19 @@ def _devnull() -> TextIO:
 
 
 def sample_identifiers(api_url: str, kind: str, n: int, offset: int = 0) -> list[str]:
-    """Valid identifiers from the sandbox's dataset (the admin endpoint bills nothing)."""
-    response = httpx2.get(f"{api_url}/_sandbox/identifiers", params={"kind": kind, "n": n, "offset": offset})
-    response.raise_for_status()
-    return cast(list[str], response.json()["identifiers"])
+    """Valid identifiers from the sandbox's dataset (the admin endpoint bills nothing; it gives 10,000 at most a
+    request, so larger samples are read in pages)."""
+    found: list[str] = []
+    while len(found) < n:
+        page = min(n - len(found), 10_000)
+        params: dict[str, Any] = {"kind": kind, "n": page, "offset": offset + len(found)}
+        response = httpx2.get(f"{api_url}/_sandbox/identifiers", params=params)
+        response.raise_for_status()
+        identifiers = cast(list[str], response.json()["identifiers"])
+        if not identifiers:
+            break
+        found += identifiers
+    return found
 
 
 def ledger(api_url: str, key: str) -> dict[str, Any]:
@@ -280,11 +289,12 @@ class RedisServer:
 class HttpReplica:
     """`person-enrich-mcp --transport http` in a subprocess; ready once `/healthz` answers."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], command: list[str] | None = None) -> None:
+        """Start it; `command` (given `--port N`) replaces `person-enrich-mcp --transport http`."""
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.url = f"{self.base}/mcp"
-        command = [SERVER_COMMAND, "--transport", "http", "--port", str(self.port)]
+        command = [*(command or [SERVER_COMMAND, "--transport", "http"]), "--port", str(self.port)]
         self.process = subprocess.Popen(
             command,
             env=get_default_environment() | _passthrough() | env,

@@ -1,7 +1,8 @@
 """Profile the stdio server on the hot path: `.venv/bin/python -m bench.profile [--ids 25] [--seconds 20]`.
 
-Starts the sandbox, the server over stdio (cache off, so every call goes upstream, as in the overhead
-benchmark) and a stream of `enrich_person_by_url` calls, while py-spy (installed once into
+Starts the sandbox, the server over stdio and a stream of `enrich_person_by_url` calls, each for people never
+asked for before (so each is a cache miss that goes upstream and writes the cache, as in the overhead benchmark;
+`--cache-off` instead repeats the same people with the cache off), while py-spy (installed once into
 `bench/.venv-prof`, never into the project) samples the server process. Prints the functions with the most
 samples, inclusive and on their own, so the figures can be traced to code.
 """
@@ -9,6 +10,7 @@ samples, inclusive and on their own, so the figures can be traced to code.
 from __future__ import annotations
 
 import argparse
+import itertools
 import re
 import subprocess
 import sys
@@ -92,21 +94,28 @@ def summarise(collapsed: str, top: int) -> str:
     return "\n".join(lines)
 
 
-async def _profile(ids: int, seconds: float, top: int, output: Path) -> None:
-    with SandboxServer(SandboxConfig(**UNLIMITED_RPM)) as sandbox:
-        urls = sample_identifiers(sandbox.url, "url", ids)
-        env = server_env(sandbox.url, new_key("profile"), PERSON_ENRICH_CACHE_TTL="0")
-        arguments: dict[str, Any] = {"professional_network_profile_urls": urls}
+async def _profile(ids: int, seconds: float, top: int, output: Path, cache_off: bool) -> None:
+    people = 20_000
+    with SandboxServer(SandboxConfig(people=people, **UNLIMITED_RPM)) as sandbox:
+        pool = sample_identifiers(sandbox.url, "url", people)
+        fresh = itertools.cycle(pool)  # 20,000 people: enough never to come round again in a profile's span
+        overrides = {"PERSON_ENRICH_CACHE_TTL": "0"} if cache_off else {}
+        env = server_env(sandbox.url, new_key("profile"), **overrides)
+
+        def arguments() -> dict[str, Any]:
+            urls = pool[:ids] if cache_off else [next(fresh) for _ in range(ids)]
+            return {"professional_network_profile_urls": urls}
+
         async with Client(stdio_params(env), mode="legacy", cache=None) as client:
             for _ in range(20):
-                await client.call_tool("enrich_person_by_url", arguments)
+                await client.call_tool("enrich_person_by_url", arguments())
             pid = child_pid(SERVER_COMMAND)
             command = [str(PY_SPY), "record", "--pid", str(pid), "--rate", "400", "--format", "raw"]
             command += ["--duration", str(int(seconds)), "--output", str(output), "--nonblocking"]
             spy = await anyio.open_process(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             calls = 0
             while spy.returncode is None:
-                await client.call_tool("enrich_person_by_url", arguments)
+                await client.call_tool("enrich_person_by_url", arguments())
                 calls += 1
             await spy.wait()
     print(f"{calls} calls of {ids} identifiers profiled")
@@ -118,10 +127,11 @@ def main() -> int:
     parser.add_argument("--ids", type=int, default=25, help="identifiers per call (default 25)")
     parser.add_argument("--seconds", type=float, default=20.0, help="how long to sample (default 20)")
     parser.add_argument("--top", type=int, default=40, help="functions to list (default 40)")
+    parser.add_argument("--cache-off", action="store_true", help="cache off, the same people every call")
     args = parser.parse_args()
     ensure_py_spy()
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as workdir:
-        anyio.run(_profile, args.ids, args.seconds, args.top, Path(workdir, "profile.txt"))
+        anyio.run(_profile, args.ids, args.seconds, args.top, Path(workdir, "profile.txt"), args.cache_off)
     return 0
 
 

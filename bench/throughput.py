@@ -105,6 +105,8 @@ async def run(sizes: Sizes) -> Figures:
             keys["replicas"],
             PERSON_ENRICH_STATE_URL=redis.url,
             PERSON_ENRICH_TOKENS_FILE=str(tokens),
+            # One principal is the whole load here; its default share (0.5) would hold it to half the limit.
+            PERSON_ENRICH_PRINCIPAL_RATE_SHARE="1",
             **rate,
         )
         replicas = [HttpReplica(replica_env) for _ in range(3)]

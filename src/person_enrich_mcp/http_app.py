@@ -178,8 +178,11 @@ def build_http_app(
     host: str = "127.0.0.1",
     port: int = 8000,
     transport: httpx2.AsyncBaseTransport | None = None,
+    store: StateStore | None = None,
 ) -> Starlette:
     """The ASGI app: MCP at `/mcp` with auth and allowlists, and the operational endpoints.
+
+    `store` replaces the one `PERSON_ENRICH_STATE_URL` names (the benchmarks wrap it to count its calls).
 
     Raises:
         ConfigurationError: for an unsafe or incomplete HTTP configuration, a bad state URL, or a multi-process
@@ -187,7 +190,8 @@ def build_http_app(
     """
     auth = _auth(settings, host, port)
     privacy = open_privacy(settings)
-    store: StateStore = open_store(settings.state_url)
+    if store is None:
+        store = open_store(settings.state_url)
     shared = settings.metrics_multiprocess_dir
     if shared is not None and not Path(shared).is_dir():
         raise ConfigurationError(
@@ -266,7 +270,15 @@ def run_http(settings: Settings, *, host: str, port: int) -> int:
     """
     app = build_http_app(settings, host=host, port=port)
     listener = bind(host, port)
-    config = uvicorn.Config(
+    shown = f"[{host}]" if ":" in host else host
+    logger.warning("serving MCP over HTTP at http://%s:%d%s", shown, port, MCP_PATH)
+    uvicorn.Server(uvicorn_config(app, settings)).run(sockets=[listener])
+    return 0
+
+
+def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
+    """How uvicorn serves the app: header deadline, keep-alive, connection cap, quiet logs."""
+    return uvicorn.Config(
         app,
         log_level="warning",
         log_config=None,  # uvicorn's lines go through the server's own handler, in its format (text or JSON)
@@ -278,7 +290,3 @@ def run_http(settings: Settings, *, host: str, port: int) -> int:
         timeout_graceful_shutdown=10,
         h11_max_incomplete_event_size=64 * 1024,
     )
-    shown = f"[{host}]" if ":" in host else host
-    logger.warning("serving MCP over HTTP at http://%s:%d%s", shown, port, MCP_PATH)
-    uvicorn.Server(config).run(sockets=[listener])
-    return 0

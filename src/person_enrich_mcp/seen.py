@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
@@ -25,14 +26,23 @@ from person_enrich_mcp.fields import FieldSelection
 from person_enrich_mcp.state import StateStore
 
 MAX_SEEN = 1_000
+# Records kept parsed in process memory, the most recently used sessions' (see `SeenProfiles`).
+PARSED_KEPT = 8
 
 
 class _Record:
-    """One session's record: the field selections it was given (stored once each) and, per URL, when and which."""
+    """One session's record: the field selections it was given (stored once each) and, per URL, when and which.
 
-    def __init__(self, selections: list[str], urls: dict[str, tuple[float, int]]) -> None:
+    `urls` is kept oldest first, and each URL's stored form (`[url, time, selection index]` as JSON) is encoded
+    once, so writing the record back after a call adds a few people joins strings instead of re-encoding a
+    thousand entries; `raw` is the stored value this record was read from or written as.
+    """
+
+    def __init__(self, selections: list[str], urls: dict[str, tuple[float, int]], raw: str | None = None) -> None:
         self.selections = selections
         self.urls = urls
+        self.raw = raw
+        self._encoded: dict[str, str] = {}
 
     @classmethod
     def parse(cls, raw: str | None, oldest: float) -> _Record:
@@ -44,13 +54,14 @@ class _Record:
             stored = {}
         data = cast(dict[str, Any], stored)
         selections = [str(s) for s in cast(list[Any], data.get("s") or [])]
-        urls: dict[str, tuple[float, int]] = {}
+        found: list[tuple[str, float, int]] = []
         for entry in cast(list[Any], data.get("u") or []):
             if isinstance(entry, list) and len(cast(list[Any], entry)) == 3:
                 url, at, index = cast(list[Any], entry)
                 if float(at) >= oldest and 0 <= int(index) < len(selections):
-                    urls[str(url)] = (float(at), int(index))
-        return cls(selections, urls)
+                    found.append((str(url), float(at), int(index)))
+        found.sort(key=lambda item: item[1])
+        return cls(selections, {url: (at, index) for url, at, index in found}, raw)
 
     def selection(self, index: int) -> FieldSelection:
         return FieldSelection(tuple(self.selections[index].split(",")) if self.selections[index] else ())
@@ -60,16 +71,50 @@ class _Record:
             self.selections.append(selection.key)
         return self.selections.index(selection.key)
 
+    def expire(self, oldest: float) -> None:
+        """Drop the entries older than `oldest` (the oldest come first)."""
+        while self.urls:
+            url, (at, _) = next(iter(self.urls.items()))
+            if at >= oldest:
+                return
+            del self.urls[url]
+            self._encoded.pop(url, None)
+
+    def put(self, url: str, at: float, index: int) -> None:
+        """Record `url` as given at `at` with selection `index`, as the newest entry."""
+        self.urls.pop(url, None)
+        self._encoded.pop(url, None)
+        self.urls[url] = (at, index)
+
     def dump(self, keep: int) -> str:
-        kept = sorted(self.urls.items(), key=lambda item: item[1][0])[-keep:]
-        used = sorted({index for _, (_, index) in kept})
-        renumber = {old: new for new, old in enumerate(used)}
-        urls = [[url, round(at, 1), renumber[index]] for url, (at, index) in kept]
-        return json.dumps({"s": [self.selections[i] for i in used], "u": urls}, separators=(",", ":"))
+        """The stored form, the newest `keep` entries; also becomes `raw`."""
+        while len(self.urls) > keep:
+            oldest = next(iter(self.urls))
+            del self.urls[oldest]
+            self._encoded.pop(oldest, None)
+        used = sorted({index for _, index in self.urls.values()})
+        if used != list(range(len(self.selections))):  # a selection nobody holds any more: renumber the rest
+            renumber = {old: new for new, old in enumerate(used)}
+            self.selections = [self.selections[i] for i in used]
+            self.urls = {url: (at, renumber[index]) for url, (at, index) in self.urls.items()}
+            self._encoded.clear()
+        encoded = self._encoded
+        for url, (at, index) in self.urls.items():
+            if url not in encoded:
+                encoded[url] = json.dumps([url, round(at, 1), index], separators=(",", ":"))
+        selections = json.dumps(self.selections, separators=(",", ":"))
+        self.raw = '{"s":' + selections + ',"u":[' + ",".join(encoded[url] for url in self.urls) + "]}"
+        return self.raw
 
 
 class SeenProfiles:
-    """A bounded, per-session record of the profile URLs returned to it and the fields returned with them."""
+    """A bounded, per-session record of the profile URLs returned to it and the fields returned with them.
+
+    The last `PARSED_KEPT` sessions' records stay parsed in memory, each used again only while the store still
+    holds exactly the value it was read from or written as (another replica's write, or an erasure, makes it
+    parse the store's value again). A long session's record holds up to `MAX_SEEN` people, and parsing and
+    re-encoding all of them on every call cost more CPU than the rest of a one-person look-up.
+    """
 
     def __init__(
         self,
@@ -85,13 +130,25 @@ class SeenProfiles:
         self._ttl = ttl_seconds
         self._max = max_urls
         self._clock = clock
+        self._parsed: OrderedDict[str, _Record] = OrderedDict()
 
     def _key(self, owner: Owner) -> str:
         digest = hashlib.sha256(f"{owner.session}\0{owner.principal or ''}".encode()).hexdigest()[:40]
         return f"{SEEN_PREFIX}{self._scope}:{digest}"
 
     async def _read(self, owner: Owner) -> _Record:
-        return _Record.parse(await self._store.cache_get(self._key(owner)), self._clock() - self._ttl)
+        key = self._key(owner)
+        raw = await self._store.cache_get(key)
+        oldest = self._clock() - self._ttl
+        record = self._parsed.pop(key, None)
+        if record is None or raw is None or record.raw != raw:
+            record = _Record.parse(raw, oldest)
+        else:
+            record.expire(oldest)
+        self._parsed[key] = record
+        while len(self._parsed) > PARSED_KEPT:
+            self._parsed.popitem(last=False)
+        return record
 
     async def covering(self, owner: Owner, selection: FieldSelection) -> list[str]:
         """The profile URLs this session was given, within the cache's TTL, with at least `selection`'s fields."""
@@ -116,7 +173,7 @@ class SeenProfiles:
             if held is not None and record.selection(held[1]).covers(selection):
                 continue  # already known with these fields: its time stays when they went into the cache
             widened = selection if held is None else record.selection(held[1]).union(selection)
-            record.urls[url] = (now, record.index_of(widened))
+            record.put(url, now, record.index_of(widened))
             changed = True
         if changed:
             await self._store.cache_put(self._key(owner), record.dump(self._max), self._ttl)
