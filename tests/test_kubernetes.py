@@ -9,7 +9,6 @@ produce.
 
 from __future__ import annotations
 
-import inspect
 import ipaddress
 import re
 from collections.abc import Iterator, Mapping
@@ -21,12 +20,13 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from mcp.server.streamable_http_manager import DEFAULT_SESSION_IDLE_TIMEOUT
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from person_enrich_mcp import __version__
 from person_enrich_mcp.auth import create_token, parse_tokens_file
 from person_enrich_mcp.cli import build_parser
-from person_enrich_mcp.http_app import HEALTH_PATH, MCP_PATH, METRICS_PATH, READY_PATH, build_http_app, run_http
+from person_enrich_mcp.http_app import HEALTH_PATH, MCP_PATH, METRICS_PATH, READY_PATH, build_http_app, uvicorn_config
 from person_enrich_mcp.settings import DEFAULT_BASE_URL, OPTIONS, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -511,11 +511,11 @@ def test_pods_spread_across_nodes_and_zones() -> None:
 
 
 def test_the_grace_period_outlasts_the_pre_stop_pause_and_the_servers_graceful_shutdown() -> None:
-    graceful = re.search(r"timeout_graceful_shutdown=(\d+)", inspect.getsource(run_http))
-    assert graceful is not None
+    graceful = uvicorn_config(Starlette(), _settings()).timeout_graceful_shutdown  # the config `serve` runs
+    assert graceful is not None and graceful > 0
     pause = _container()["lifecycle"]["preStop"]["exec"]["command"]
     assert pause[0] == "sleep"
-    assert _pod_spec()["terminationGracePeriodSeconds"] > int(pause[1]) + int(graceful.group(1))
+    assert _pod_spec()["terminationGracePeriodSeconds"] > int(pause[1]) + graceful
 
 
 def test_legacy_sessions_stay_on_one_replica_for_at_least_the_sdks_idle_timeout() -> None:

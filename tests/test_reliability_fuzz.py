@@ -43,6 +43,10 @@ from tests.reliability_support import (  # canary_guard: autouse, imported to ap
     structured,
 )
 
+# `st.emails()` imports hypothesis's regex module on its first draw, deep in a test's stack, where Python 3.11's
+# parser can fail ("AST constructor recursion depth mismatch", seen once in a full run): import it here instead.
+st.from_regex("a").validate()
+
 EXAMPLES_PER_TOOL = 100
 MAX_RESULT_BYTES = 40_000
 # What the upstream accepts (docs/sandbox.md): the server must never send anything else.
