@@ -168,16 +168,20 @@ class SandboxServer:
             logger.exception("sandbox server crashed")
             self._server.ready.set()
 
+    def release_hanging(self) -> None:
+        """Cut every request held open by a `timeout` fault, from any thread (the cut runs in the server's loop)."""
+        loop = self._server.loop if self._server is not None else None
+        if loop is not None and not loop.is_closed():
+            # RuntimeError: the loop closed in between, so nothing is left to release.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self.state.release_hanging)
+
     def stop(self) -> None:
         """Stop promptly, cutting any request held open by a `timeout` fault."""
         server, thread = self._server, self._thread
         if thread is None or server is None:
             return
-        loop = server.loop
-        if loop is not None and not loop.is_closed():
-            # RuntimeError: the loop closed in between, so nothing is left to release.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self.state.release_hanging)
+        self.release_hanging()
         server.request_exit()
         thread.join(STOP_TIMEOUT)
         if thread.is_alive():
