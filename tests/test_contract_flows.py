@@ -7,7 +7,7 @@ from the ledger to check what went on the wire.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any, cast
@@ -29,7 +29,30 @@ from person_enrich_mcp.fields import DEFAULT_PATHS
 from person_enrich_mcp.sandbox import SandboxServer
 from person_enrich_mcp.sandbox.dataset import Person
 from person_enrich_mcp.server import build_server
-from tests.conftest import Upstream, canary_key, data_of, sample_identifiers, settings_for, text_of
+from tests.conftest import (
+    ONLY_WITH_CREDITS_HEADER,
+    Upstream,
+    canary_key,
+    data_of,
+    make_sandbox_in_mode,
+    sample_identifiers,
+    sandbox_in_mode,
+    settings_for,
+    text_of,
+)
+
+
+# Every flow here runs with and without `x-credits-used` (conftest `CREDIT_MODES`): the books must match the ledger
+# whether the upstream says what it billed or the server computes it from the answer.
+@pytest.fixture(scope="module")
+def sandbox(revision: str, credits_header: bool) -> Iterator[SandboxServer]:
+    yield from sandbox_in_mode(revision, credits_header)
+
+
+@pytest.fixture
+def make_sandbox(make_sandbox: Callable[..., SandboxServer], credits_header: bool) -> Callable[..., SandboxServer]:
+    return make_sandbox_in_mode(make_sandbox, credits_header)
+
 
 pytestmark = pytest.mark.anyio
 
@@ -839,6 +862,7 @@ class BilledGatewayError(httpx2.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+@ONLY_WITH_CREDITS_HEADER  # the header on an error answer is what is booked
 @BOTH
 async def test_an_error_answer_that_reports_credits_is_booked_and_not_retried(
     sandbox: SandboxServer, upstream: Upstream
