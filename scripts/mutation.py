@@ -75,9 +75,12 @@ SURVIVED = "survived"
 NO_TESTS = "no tests"
 TIMEOUT = "timeout"
 NOT_RUN = "not run"
+SKIPPED = "skipped"  # listed as equivalent: not run at all (mutation_mutmut.py marks them before the run)
 # mutmut's exit codes per mutant (mutmut/__main__.py `status_by_exit_code`).
-STATUS = {1: KILLED, 3: KILLED, 37: KILLED, -11: KILLED, -9: KILLED, 0: SURVIVED, 5: NO_TESTS, 33: NO_TESTS}
-STATUS |= dict.fromkeys((36, -24, 24, 152, 255), TIMEOUT)
+STATUS = {
+    **{1: KILLED, 3: KILLED, 37: KILLED, -11: KILLED, -9: KILLED, 0: SURVIVED, 5: NO_TESTS, 33: NO_TESTS, 34: SKIPPED},
+    **dict.fromkeys((36, -24, 24, 152, 255), TIMEOUT),
+}
 
 
 @dataclass(frozen=True)
@@ -203,7 +206,11 @@ def _demangle(mangled: str) -> str:
 
 def mutants_of(name: str) -> Iterator[Mutant]:
     """Every mutant of one group's last run, with its status and diff."""
-    mutants_dir = WORK / name / "mutants"
+    return mutants_in(WORK / name / "mutants")
+
+
+def mutants_in(mutants_dir: Path) -> Iterator[Mutant]:
+    """Every mutant mutmut made in `mutants_dir`, with its status and diff."""
     for meta in sorted(mutants_dir.rglob("*.py.meta")):
         source_path = meta.with_suffix("")
         module = ".".join(source_path.relative_to(mutants_dir / "src").with_suffix("").parts)
@@ -300,7 +307,7 @@ def report(tallies: dict[str, Tally], stale: list[Equivalent], threshold: float)
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="scripts/mutation", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="scripts/mutation", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("groups", nargs="*", help=f"groups to run (default: all): {', '.join(GROUPS)}")
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once (default 2)")
     parser.add_argument("--threshold", type=float, default=95.0, help="kill rate every module must reach (percent)")

@@ -14,9 +14,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from person_enrich_mcp.budget import RECEIPTS_KEPT, Budget, BudgetView, Owner, Quote, Receipt, Reservation, WindowView
+from person_enrich_mcp.budget import (
+    RECEIPTS_KEPT,
+    Budget,
+    BudgetView,
+    Owner,
+    Quote,
+    Receipt,
+    Reservation,
+    WindowView,
+    duration,
+    span,
+)
 from person_enrich_mcp.errors import BudgetExceededError
-from person_enrich_mcp.state import Account, MemoryStore
+from person_enrich_mcp.state import Account, MemoryStore, Release
 
 pytestmark = pytest.mark.anyio
 
@@ -555,3 +566,81 @@ async def test_random_reserve_charge_settle_sequences_keep_the_books(limit_cents
     assert final.spent == charged
     assert final.unverified == unverified
     assert final.spent + final.unverified <= limit
+
+
+# --- the figures a refusal gives: window lengths, waits, and when a rolling budget frees up ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (86_400, "24-hour"),
+        (3_600, "1-hour"),
+        (7_200.0, "2-hour"),
+        (5_400, "90-minute"),
+        (3_660, "61-minute"),
+        (60, "1-minute"),
+        (90, "90-second"),
+        (59, "59-second"),
+        (2.5, "2.5-second"),
+    ],
+)
+def test_a_window_is_named_in_the_largest_whole_unit(seconds: float, words: str) -> None:
+    assert span(seconds) == words
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (0, "1 s"),
+        (0.2, "1 s"),
+        (45, "45 s"),
+        (119, "119 s"),
+        (119.5, "2 min"),
+        (120, "2 min"),
+        (121, "3 min"),
+        (7_140, "119 min"),
+        (7_141, "2 h"),
+        (7_200, "2 h"),
+        (7_260, "2 h 1 min"),
+        (11_100, "3 h 5 min"),
+    ],
+)
+def test_a_wait_is_rounded_up_to_seconds_then_minutes_then_hours(seconds: float, words: str) -> None:
+    assert duration(seconds) == words
+
+
+def _rolling_refusal(estimate: str, remaining: str, releases: list[Release]) -> str:
+    budget = Budget(MemoryStore(clock=FakeClock()), session_limit=Decimal(10))
+    return str(budget.exceeded(_quote(estimate), Decimal(remaining), rolling=True, releases=releases))
+
+
+def test_a_rolling_refusal_with_nothing_to_free_says_it_waits_for_the_calls_in_progress() -> None:
+    assert " Nothing frees up until the calls in progress finish." in _rolling_refusal("4", "1", [])
+
+
+def test_a_rolling_refusal_says_when_the_next_credits_free_up_and_whether_that_is_enough() -> None:
+    first, second = Release(30, Decimal(2)), Release(600, Decimal(3))
+
+    assert " 2.00 credits free up in 30 s, enough for this call." in _rolling_refusal("3", "1", [first, second])
+    assert " 2.00 credits free up in 30 s; enough for this call in 10 min." in _rolling_refusal(
+        "6", "1", [first, second]
+    )
+    assert " 2.00 credits free up in 30 s. " in _rolling_refusal("6.01", "1", [first, second])
+
+
+def test_a_call_larger_than_the_whole_rolling_budget_is_told_so() -> None:
+    text = _rolling_refusal("10.01", "9", [Release(5, Decimal(1))])
+
+    assert " 1.00 credits free up in 5 s; this call is larger than the whole budget." in text
+    # As large as the whole budget is not larger: it fits once enough frees up.
+    fits = _rolling_refusal("10", "9", [Release(5, Decimal(1))])
+    assert " 1.00 credits free up in 5 s, enough for this call." in fits
+
+
+def test_a_session_refusal_says_its_spend_never_frees_up() -> None:
+    budget = Budget(MemoryStore(clock=FakeClock()), session_limit=Decimal(10))
+
+    text = str(budget.exceeded(_quote("4"), Decimal(1)))
+
+    assert "only 1.00 of the session budget of 10.00 credits remain. A session's spend does not free up." in text
