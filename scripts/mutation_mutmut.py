@@ -4,8 +4,9 @@
    error, a note, a breakdown); which words it holds changes no credit, no stored byte and no request, and wrapping
    it in "XX" makes a mutant only a test pinning the exact wording could kill. Strings without a space (JSON keys,
    field paths, endpoint names, statuses, separators) carry data and are mutated as usual.
-2. Mutants listed in scripts/mutation_equivalent.txt are marked skipped before the run instead of being run: each
-   would survive every test it is given, at the cost of the whole selection.
+2. Mutants listed in scripts/mutation_equivalent.txt, and those that only change the type a `typing.cast` names,
+   are marked skipped before the run instead of being run: each would survive every test it is given, at the cost
+   of the whole selection.
 3. A mutant's tests run fastest first, so a killed mutant stops early (pytest runs with -x).
 """
 
@@ -43,10 +44,11 @@ _EQUIVALENT_CODE = 34  # mutmut's "skipped"
 def _collect_without_equivalents(*, mutant_names: tuple[str, ...] | list[str]) -> Any:
     mutants, by_path = _collect(mutant_names=mutant_names)
     equivalent = {entry.key for entry in mutation.read_equivalents()}
-    keys = {m.name: m.key for m in mutation.mutants_in(Path("mutants").resolve())}
+    known = {m.name: m for m in mutation.mutants_in(Path("mutants").resolve())}
+    skip = {name for name, m in known.items() if m.key in equivalent or mutation.is_cast_only(m)}
     kept: list[Any] = []
     for data, name, result in mutants:
-        if result is None and keys.get(name) in equivalent:
+        if result is None and name in skip:
             data.exit_code_by_key[name] = _EQUIVALENT_CODE
             data.save()
             result = _EQUIVALENT_CODE

@@ -584,3 +584,38 @@ async def test_erase_counts_profiles_and_pages_and_a_dry_run_removes_nothing() -
     assert await cache.entry(URL, JANE_URL) is not None
     assert (await cache.erase(hashes)).total == 0
     assert await cache.erase(set()) == Erased()
+
+
+async def test_a_page_remembers_how_many_rows_were_withheld_and_none_by_default() -> None:
+    cache, _, _ = _setup()
+    await cache.put_page("q1", _page(), withheld=2)
+    await cache.put_page("q2", _page())
+
+    assert await cache.get_page_entry("q1") == (_page(), 2)
+    assert await cache.get_page_entry("q2") == (_page(), 0)
+
+
+async def test_a_page_is_cached_under_a_sub_second_ttl_too() -> None:
+    cache, store, _ = _setup(ttl=0.5)
+    await cache.put_page("q", _page())
+
+    assert store.puts[-1][2] == 0.5
+    assert await cache.get_page("q") == _page()
+
+
+@pytest.mark.parametrize("old", [{"profiles": [], "next_cursor": None}, [1, 2], "page"])
+async def test_a_page_written_in_an_older_format_is_read_again(old: object) -> None:
+    cache, store, _ = _setup()
+    await cache.put_page("q", _page())
+    key = store.puts[-1][0]
+    await store.cache_put(key, json.dumps(old), TTL)
+
+    assert await cache.get_page_entry("q") is None
+
+
+async def test_a_profile_is_cached_under_a_sub_second_ttl_too() -> None:
+    cache, store, _ = _setup(ttl=0.5)
+    await cache.put(URL, JANE_URL, _sel("basic_profile"), None, [_match()])
+
+    assert store.puts[-1][2] == 0.5
+    assert _scores(await cache.get(URL, JANE_URL, _sel("basic_profile"), None)) == [1.0]
