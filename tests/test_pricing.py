@@ -34,6 +34,10 @@ def _email_cost(prices: PriceTable, paths: list[str]) -> Decimal:
 
 
 def test_the_documented_tables_are_the_published_prices() -> None:
+    # Built here, not at import: a table built once at import would hide a broken `documented` from this test.
+    current, overview = PriceTable.documented(Dialect.CURRENT), PriceTable.documented(Dialect.OVERVIEW)
+    assert current == CURRENT
+    assert overview == OVERVIEW
     assert (CURRENT.enrich.base, CURRENT.enrich.cap) == (Decimal(1), Decimal(2))
     assert dict(CURRENT.enrich.addons) == {"dev_platform_profiles": Decimal(1)}
     assert (CURRENT.contact.base, CURRENT.contact.cap) == (Decimal(0), Decimal(5))
@@ -53,6 +57,40 @@ def test_the_documented_tables_are_the_published_prices() -> None:
         "contact.phone_numbers": Decimal(2),
         "dev_platform_profiles": Decimal(1),
     }
+    assert (current.source, overview.source) == ("documented", "documented")
+    assert current.search_premiums == {} and current.autocomplete_per_call == 0
+
+
+def test_a_price_with_nothing_touched_is_its_base_in_decimal_and_an_untouched_addon_is_decimal_zero() -> None:
+    price = Price(Decimal(1), {"dev_platform_profiles": Decimal(1)}, Decimal(2))
+
+    assert price.addon("basic_profile") == 0
+    assert isinstance(price.addon("basic_profile"), Decimal)
+    assert price.addon("dev_platform_profiles.github") == Decimal(1)
+    assert price.addon("dev_platform_profiles") == Decimal(1)
+
+
+def test_a_search_row_costs_the_per_result_price_plus_the_premiums_of_the_fields_it_returns() -> None:
+    prices = PriceTable(
+        Dialect.CURRENT,
+        CURRENT.enrich,
+        CURRENT.contact,
+        CURRENT.live,
+        search_per_result=Decimal("0.03"),
+        verified_surcharge=Decimal("0.5"),
+        source="account",
+        search_premiums={
+            "contact.business_emails": Decimal("0.5"),
+            "social_handles.professional_network_identifier.profile_url": Decimal("0.1"),
+            "skills": Decimal("0.2"),
+        },
+    )
+
+    assert prices.search_row(["social_handles.professional_network_identifier.profile_url"]) == Decimal("0.03")
+    assert prices.search_row(["basic_profile.name"]) == Decimal("0.03")
+    assert prices.search_row(["contact.business_emails.email"]) == Decimal("0.53")
+    assert prices.search_row(iter(["contact", "skills"])) == Decimal("0.73")
+    assert PriceTable.documented(Dialect.CURRENT).search_row(["contact"]) == Decimal("0.03")
 
 
 @pytest.mark.parametrize("prices", [CURRENT, OVERVIEW], ids=["current", "overview"])
