@@ -811,6 +811,9 @@ async def test_a_rolling_sessions_refusal_through_a_reservation_says_when_its_sp
 
     text = str(caught.value)
     assert "of this client's session budget of 10.00 credits per 1-hour window" in text
+    assert text.endswith(
+        "The operator can raise PERSON_ENRICH_SESSION_BUDGET (or shorten PERSON_ENRICH_SESSION_WINDOW)."
+    )
     assert " 8.00 credits free up in " in text
     assert "enough for this call." in text
 
