@@ -619,3 +619,14 @@ async def test_a_profile_is_cached_under_a_sub_second_ttl_too() -> None:
 
     assert store.puts[-1][2] == 0.5
     assert _scores(await cache.get(URL, JANE_URL, _sel("basic_profile"), None)) == [1.0]
+
+
+async def test_erase_finds_the_per_session_record_of_urls_already_returned() -> None:
+    cache, store, _ = _setup()
+    seen = {"u": [[], "not a record", [OTHER_URL, 1000.0, 0]]}
+    await store.cache_put("seen:acct:session-1", json.dumps(seen), TTL)
+    await store.cache_put("seen:acct:session-2", json.dumps({"u": [[JANE_URL, 1000.0, 0]]}), TTL)
+
+    found = await cache.about({subject_hash("url", OTHER_URL)})
+
+    assert [(kind, value["key"]) for kind, value in found] == [("seen", "seen:acct:session-1")]
