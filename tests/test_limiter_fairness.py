@@ -255,3 +255,175 @@ async def test_a_request_queued_behind_another_longer_than_max_wait_is_refused_a
 
     with anyio.fail_after(10):
         assert await limiter.acquire("enrich") == 0.0  # the refused request left the queue
+
+
+# --- waits: how they add up, their jitter, their bounds (a scripted slot source says how long each slot is away) ----
+
+
+class ScriptedSlots:
+    """Answers each slot request with the next scripted pause for its bucket kind (0.0: granted)."""
+
+    def __init__(self, own: list[float] | None = None, shared: list[float] | None = None) -> None:
+        self.own = list(own or [])
+        self.shared = list(shared or [])
+
+    async def take_slot(self, bucket: str, limit: int, window_seconds: float) -> float:
+        script = self.own if ":p:" in bucket else self.shared
+        return script.pop(0) if script else 0.0
+
+
+def _scripted(
+    slots: ScriptedSlots, *, max_wait: float = 50.0, share: float = 0.5, metrics: Metrics | None = None
+) -> tuple[RateLimiter, list[float]]:
+    clock, _ = _fake_time()
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock.advance(seconds)
+
+    limiter = RateLimiter(
+        slots,
+        limits={"enrich": 4},
+        window_seconds=60.0,
+        max_wait=max_wait,
+        bucket_prefix="t",
+        principal_share=share,
+        metrics=metrics,
+        clock=clock,
+        sleep=sleep,
+    )
+    return limiter, waits
+
+
+def _jitter_ok(pause: float, delay: float) -> bool:
+    return pause <= delay <= pause + min(0.25, pause / 4 + 0.01)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["own", "shared"])
+async def test_successive_waits_add_up_each_with_a_small_jitter_and_short_waits_count_too(kind: str) -> None:
+    metrics = Metrics(principal_names=True)
+    script = [0.2, 3.0, 0.0]
+    slots = ScriptedSlots(own=script) if kind == "own" else ScriptedSlots(shared=script)
+    limiter, waits = _scripted(slots, metrics=metrics)
+    act_for("alice")
+
+    waited = await limiter.acquire("enrich")
+
+    assert len(waits) == 2
+    assert _jitter_ok(0.2, waits[0]) and _jitter_ok(3.0, waits[1])
+    assert waited == pytest.approx(sum(waits))
+    labels = {"principal": "alice", "endpoint": "enrich"}
+    assert metrics.value("person_enrich_principal_rate_limit_waits_total", **labels, limit=kind) == 1
+    act_for(None)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["own", "shared"])
+async def test_a_sub_second_wait_is_waited_and_counted(kind: str) -> None:
+    metrics = Metrics(principal_names=True)
+    slots = ScriptedSlots(own=[0.4]) if kind == "own" else ScriptedSlots(shared=[0.4])
+    limiter, waits = _scripted(slots, metrics=metrics)
+    act_for("alice")
+
+    waited = await limiter.acquire("enrich")
+
+    assert len(waits) == 1 and _jitter_ok(0.4, waits[0])
+    assert waited == waits[0]
+    labels = {"principal": "alice", "endpoint": "enrich"}
+    assert metrics.value("person_enrich_principal_rate_limit_wait_seconds_total", **labels) == waited
+    act_for(None)
+
+
+@pytest.mark.anyio
+async def test_the_jitter_stays_within_a_quarter_of_the_pause_and_uses_all_of_it() -> None:
+    pause = 0.2
+    limiter, waits = _scripted(ScriptedSlots(shared=[pause, 0.0] * 200), share=1.0)
+
+    for _ in range(200):
+        await limiter.acquire("enrich")
+
+    bound = pause / 4 + 0.01
+    assert all(pause <= w <= pause + bound for w in waits)
+    assert max(waits) > pause + bound * 0.8  # 200 draws: all below 80% of the range has odds of 0.8**200
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["own", "shared"])
+async def test_a_wait_of_exactly_max_wait_is_waited_and_a_longer_one_refused_with_everything_waited(kind: str) -> None:
+    error = ShareRateLimitError if kind == "own" else LocalRateLimitError
+    exactly = ScriptedSlots(own=[50.0]) if kind == "own" else ScriptedSlots(shared=[50.0])
+    limiter, waits = _scripted(exactly, max_wait=50.0)
+    act_for("alice")
+    assert await limiter.acquire("enrich") == waits[0]
+
+    after_a_wait = ScriptedSlots(own=[5.0, 100.0]) if kind == "own" else ScriptedSlots(shared=[5.0, 100.0])
+    limiter, waits = _scripted(after_a_wait)
+    with pytest.raises(error) as caught:
+        await limiter.acquire("enrich")
+    assert caught.value.retry_after == pytest.approx(100.0 + waits[0])
+    act_for(None)
+
+
+@pytest.mark.anyio
+async def test_a_shared_wait_beyond_what_is_left_of_max_wait_after_the_own_wait_is_refused() -> None:
+    limiter, waits = _scripted(ScriptedSlots(own=[30.0], shared=[15.0]), max_wait=40.0)
+    act_for("alice")
+
+    with pytest.raises(LocalRateLimitError) as caught:
+        await limiter.acquire("enrich")
+
+    assert caught.value.retry_after == pytest.approx(15.0 + waits[0])
+    act_for(None)
+
+
+def test_by_default_a_principal_may_use_the_whole_limit() -> None:
+    clock, sleep = _fake_time()
+    limiter = RateLimiter(
+        MemoryStore(clock=clock),
+        limits={"enrich": 4},
+        window_seconds=60.0,
+        max_wait=5.0,
+        bucket_prefix="t",
+        clock=clock,
+    )
+
+    assert limiter.principal_limit("enrich") == 4
+    del sleep
+
+
+@pytest.mark.anyio
+async def test_an_upstream_hold_of_half_a_second_is_waited() -> None:
+    limiter, waits = _scripted(ScriptedSlots(), share=1.0)
+
+    limiter.observe("enrich", remaining=0, reset_seconds=0.5)
+    waited = await limiter.acquire("enrich")
+
+    assert len(waits) == 1 and _jitter_ok(0.5, waits[0])
+    assert waited == waits[0]
+
+
+@pytest.mark.anyio
+async def test_a_request_queued_for_one_endpoint_does_not_hold_up_another() -> None:
+    clock, sleep = _fake_time()
+    slots = GatedSlots(clock)
+    limiter = RateLimiter(
+        slots,
+        limits={"enrich": 5, "search": 5},
+        window_seconds=60.0,
+        max_wait=0.05,
+        bucket_prefix="t",
+        clock=clock,
+        sleep=sleep,
+    )
+    slots.closed = True
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(limiter.acquire, "enrich")
+        with anyio.fail_after(10):
+            await slots.arrived.wait()
+        slots.closed = False
+        with anyio.fail_after(10):
+            assert await limiter.acquire("search") == 0.0
+        slots.gate.set()
