@@ -17,7 +17,7 @@ from person_enrich_mcp.api.contract import RESOLVING_TIER
 from person_enrich_mcp.api.routes import route
 from person_enrich_mcp.fields import ALL_PATHS, DEFAULT_SELECTION, FieldSelection
 from person_enrich_mcp.pricing import Price, PriceTable, to_credits
-from person_enrich_mcp.tools.enrichment import need_cost
+from person_enrich_mcp.tools.enrichment import enrich_quote, need_cost
 
 CURRENT = PriceTable.documented(Dialect.CURRENT)
 OVERVIEW = PriceTable.documented(Dialect.OVERVIEW)
@@ -222,3 +222,31 @@ def test_search_cost_is_exact_hundredths(results: int) -> None:
     cost = CURRENT.search(results)
 
     assert cost == Decimal(results * 3) / Decimal(100)
+
+
+# --- the worst case of enriching a search's results -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("prices", "per_profile"), [(CURRENT, "3"), (OVERVIEW, "3")], ids=["current", "overview"])
+def test_enriching_a_searchs_results_quotes_each_profile_at_its_worst_case_and_how_to_spend_less(
+    prices: PriceTable, per_profile: str
+) -> None:
+    selection = FieldSelection.of(["basic_profile", "contact.business_emails", "dev_platform_profiles"])
+
+    quote = enrich_quote(3, selection, prices)
+
+    assert quote.estimate == 3 * Decimal(per_profile)
+    assert quote.breakdown == f"3 profiles × up to {per_profile}.00 credits"
+    assert "look up fewer people" in quote.ways_to_lower
+    assert not any("force_fetch" in way for way in quote.ways_to_lower)
+
+
+def test_enriching_a_searchs_results_fresh_from_the_web_costs_the_live_price_and_says_so() -> None:
+    selection = FieldSelection.of(["basic_profile"])
+
+    quote = enrich_quote(2, selection, CURRENT, live=True)
+
+    assert quote.estimate == Decimal(14)
+    assert "drop force_fetch/enrich_realtime (7.00 a profile)" in quote.ways_to_lower
+    assert enrich_quote(1, selection, CURRENT).estimate == Decimal(1)
+    assert enrich_quote(0, selection, CURRENT).breakdown == "nothing to fetch"
