@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
 import httpx2
 import pytest
@@ -1560,3 +1560,83 @@ async def test_the_client_takes_a_key_wide_slot_for_every_endpoint() -> None:
             await _call_endpoint(h.api, AUTOCOMPLETE)
 
     assert [r.url.path for r in h.requests] == ["/person/enrich", "/person/search"]
+
+
+# --- every endpoint's result carries what the answer said it billed, its request id and the rate-limit headers -------
+
+BILLED_HEADERS = {
+    "x-credits-used": "0.09",
+    "x-request-id": "req-9",
+    "x-ratelimit-limit": "60",
+    "x-ratelimit-remaining": "59",
+    "x-ratelimit-reset": "30",
+}
+SEARCH_ANSWER = {"profiles": [], "next_cursor": None, "total_count": 0}
+SUGGESTIONS_ANSWER = {"suggestions": [{"value": "CEO"}]}
+
+
+@pytest.mark.parametrize(
+    ("call", "answer", "method", "path"),
+    [
+        ("search", SEARCH_ANSWER, "POST", "/person/search"),
+        ("autocomplete", SUGGESTIONS_ANSWER, "POST", "/person/search/autocomplete"),
+        ("account_endpoints", {"endpoints": []}, "GET", "/account/endpoints"),
+        ("user_credits", {"credits": 3}, "GET", "/user/credits"),
+    ],
+)
+async def test_every_endpoint_result_carries_its_credits_request_id_and_rate_limit(
+    call: str, answer: object, method: str, path: str
+) -> None:
+    async with harness([reply(200, answer, BILLED_HEADERS)]) as h:
+        if call == "search":
+            result: Any = await h.api.search(page_request())
+        elif call == "autocomplete":
+            result = await h.api.autocomplete("basic_profile.headline", "ce", 5)
+        elif call == "account_endpoints":
+            result = await h.api.account_endpoints()
+        else:
+            result = await h.api.user_credits()
+
+    assert (h.requests[0].method, h.requests[0].url.path) == (method, path)
+    assert result.credits_used == Decimal("0.09")
+    assert result.request_id == "req-9"
+    assert result.rate_limit == RateLimitInfo(limit=60, remaining=59, reset_seconds=30.0)
+
+
+@pytest.mark.parametrize(("call", "answer"), [("search", {"profiles": "none"}), ("autocomplete", {"suggestions": 1})])
+async def test_an_unreadable_search_or_autocomplete_answer_keeps_its_request_id_and_what_it_billed(
+    call: str, answer: object
+) -> None:
+    async with harness([reply(200, answer, BILLED_HEADERS)]) as h:
+        with pytest.raises(APIResponseError) as caught:
+            if call == "search":
+                await h.api.search(page_request())
+            else:
+                await h.api.autocomplete("basic_profile.headline", "ce", 5)
+
+    assert caught.value.request_id == "req-9"
+    assert f"{call} answer is not the documented object" in str(caught.value)
+    if call == "search":
+        assert caught.value.credits_used == Decimal("0.09")
+
+
+async def test_live_enrich_answers_are_matched_to_the_profile_urls_sent() -> None:
+    answer = [{"matched_on": URLS[0], "match_type": "professional_network_profile_url", "matches": []}]
+    async with harness([reply(200, answer)]) as h:
+        result = await h.api.enrich_live(URLS[:1], ["basic_profile"])
+
+    assert [(e.matched_on, e.matches) for e in result.data] == [(URLS[0], [])]
+
+
+@pytest.mark.parametrize(
+    ("status", "accepted"), [(400, True), (404, True), (403, True), (401, False), (500, None), (200, True)]
+)
+async def test_whether_the_key_is_accepted_is_asked_with_a_free_empty_enrich(
+    status: int, accepted: bool | None
+) -> None:
+    body: object = entries() if status == 200 else {"error": {"message": "x"}}
+    async with harness([reply(status, body)], retry=RetryPolicy(max_retries=0)) as h:
+        assert await h.api.key_accepted() is accepted
+
+    assert (h.requests[0].method, h.requests[0].url.path) == ("POST", "/person/enrich")
+    assert json.loads(h.requests[0].content) == {}
