@@ -1571,7 +1571,7 @@ BILLED_HEADERS = {
     "x-ratelimit-remaining": "59",
     "x-ratelimit-reset": "30",
 }
-SEARCH_ANSWER = {"profiles": [], "next_cursor": None, "total_count": 0}
+SEARCH_ANSWER: dict[str, object] = {"profiles": [], "next_cursor": None, "total_count": 0}
 SUGGESTIONS_ANSWER = {"suggestions": [{"value": "CEO"}]}
 
 
@@ -1621,7 +1621,9 @@ async def test_an_unreadable_search_or_autocomplete_answer_keeps_its_request_id_
 
 
 async def test_live_enrich_answers_are_matched_to_the_profile_urls_sent() -> None:
-    answer = [{"matched_on": URLS[0], "match_type": "professional_network_profile_url", "matches": []}]
+    answer: list[dict[str, object]] = [
+        {"matched_on": URLS[0], "match_type": "professional_network_profile_url", "matches": []}
+    ]
     async with harness([reply(200, answer)]) as h:
         result = await h.api.enrich_live(URLS[:1], ["basic_profile"])
 
