@@ -1642,3 +1642,33 @@ async def test_whether_the_key_is_accepted_is_asked_with_a_free_empty_enrich(
 
     assert (h.requests[0].method, h.requests[0].url.path) == ("POST", "/person/enrich")
     assert json.loads(h.requests[0].content) == {}
+
+
+@pytest.mark.parametrize("body", [b"Not Found", b"\xff\xfe", b""])
+async def test_a_404_whose_body_is_not_json_is_a_bare_route_404_checked_for_free(body: bytes) -> None:
+    async with harness([reply(404, body)]) as h:
+        with pytest.raises(EndpointMissingError, match="/person/contact/enrich"):
+            await h.api.enrich_contacts("business_email", ["a@acme.com"], ["contact.business_emails"])
+
+    assert [r.url.path for r in h.requests] == ["/person/contact/enrich", "/person/contact/enrich"]
+
+
+@pytest.mark.parametrize(
+    ("length", "shortened"), [(1500, False), (1501, True), (4000, True)], ids=["at-the-cap", "one-over", "long"]
+)
+async def test_an_upstream_message_is_cut_between_words_at_1500_characters(length: int, shortened: bool) -> None:
+    words = ("alpha, beta gamma " * 300)[:length]
+    async with harness([reply(400, {"error": {"message": words}})], retry=RetryPolicy(max_retries=0)) as h:
+        with pytest.raises(BadRequestError) as caught:
+            await enrich(h)
+
+    message = str(caught.value)
+    if not shortened:
+        assert words in message
+        return
+    assert " …" in message
+    kept = message[message.index("alpha") : message.index(" …")]
+    assert words.startswith(kept)
+    assert len(kept) <= 1498
+    assert len(kept) >= 1480  # cut at the last word boundary before the cap, not earlier
+    assert not kept.endswith((",", " "))
