@@ -960,3 +960,30 @@ async def test_every_request_body_the_server_sends_carries_only_keys_its_endpoin
         no_refresh_flags(body for _, body in wire)
     statuses = {status for counts in upstream.ledger()["requests"].values() for status in counts}
     assert statuses <= {"200", "404"}, upstream.ledger()["requests"]  # nothing was refused for its shape
+
+
+@CURRENT
+async def test_a_refusal_for_a_missing_endpoint_names_at_most_six_of_the_fields_that_need_it(
+    sandbox: SandboxServer, upstream: Upstream
+) -> None:
+    set_plan(upstream, {"endpoints": {PATHS["enrich"]: {"status": "not_enabled"}}})
+    urls = sample_identifiers(sandbox.url, "url", 1, offset=9)
+    fields = [
+        "basic_profile.name",
+        "basic_profile.headline",
+        "experience",
+        "education",
+        "skills",
+        "professional_network",
+        "dev_platform_profiles",
+    ]
+
+    async with connect(upstream.url, upstream.key) as client:
+        result = await call(
+            client, "enrich_person_by_url", {"professional_network_profile_urls": urls, "fields": fields}
+        )
+
+    code, message = refusal(result)
+    assert code == "not_in_plan"
+    assert PATHS["enrich"] in message
+    assert sum(f"{field}," in message or f"{field} needs" in message for field in fields) == 6, message
