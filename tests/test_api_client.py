@@ -1672,3 +1672,53 @@ async def test_an_upstream_message_is_cut_between_words_at_1500_characters(lengt
     assert len(kept) <= 1498
     assert len(kept) >= 1480  # cut at the last word boundary before the cap, not earlier
     assert not kept.endswith((",", " "))
+
+
+# --- error statuses read exactly --------------------------------------------------------------------------------------
+
+
+def test_a_404_in_the_apis_envelope_is_its_no_data_answer_whatever_its_type_is_missing() -> None:
+    untyped = map_status(404, b'{"error": {"message": "no data"}}', "req-1")
+    typed = map_status(404, b'{"error": {"type": "gone", "message": "no data"}}', "req-2")
+
+    assert isinstance(untyped, NotFoundError) and isinstance(typed, NotFoundError)
+    assert (untyped.error_type, typed.error_type) == ("not_found", "gone")
+    assert "no data" in str(untyped)
+
+
+@pytest.mark.parametrize(("status", "redirect"), [(299, False), (300, True), (308, True), (399, True), (400, False)])
+def test_only_a_3xx_status_reads_as_an_unexpected_redirect(status: int, redirect: bool) -> None:
+    error = map_status(status, b'{"message": "moved"}', None)
+
+    assert ("unexpected redirect" in str(error)) is redirect
+    if redirect:
+        assert isinstance(error, BadRequestError)
+        assert f"HTTP {status}" in str(error) and "PERSON_ENRICH_API_BASE_URL" in str(error)
+
+
+async def test_a_bare_404_on_contact_enrich_keeps_its_status_and_request_id() -> None:
+    async with harness([reply(404, {"message": "Not Found"}, {"x-request-id": "req-404"})]) as h:
+        with pytest.raises(EndpointMissingError) as caught:
+            await h.api.enrich_contacts("business_email", ["a@acme.com"], ["contact.business_emails"])
+
+    assert caught.value.status_code == 404
+    assert caught.value.request_id == "req-404"
+
+
+async def test_a_no_match_404_answers_each_identifier_with_its_match_type() -> None:
+    async with harness([reply(404, {"message": "Not Found"})]) as h:
+        result = await h.api.enrich_profiles(URLS[:1], ["basic_profile"])
+
+    assert [(e.matched_on, e.match_type, e.matches) for e in result.data] == [
+        (URLS[0], "professional_network_profile_url", [])
+    ]
+
+
+async def test_an_enrich_answer_that_is_not_an_array_keeps_its_request_id_and_bill() -> None:
+    async with harness([reply(200, {"oops": 1}, BILLED_HEADERS)]) as h:
+        with pytest.raises(APIResponseError) as caught:
+            await h.api.enrich_profiles(URLS[:1], ["basic_profile"])
+
+    assert "the enrich answer is not the documented array" in str(caught.value)
+    assert caught.value.request_id == "req-9"
+    assert caught.value.credits_used == Decimal("0.09")
