@@ -987,3 +987,23 @@ async def test_a_refusal_for_a_missing_endpoint_names_at_most_six_of_the_fields_
     assert code == "not_in_plan"
     assert PATHS["enrich"] in message
     assert sum(f"{field}," in message or f"{field} needs" in message for field in fields) == 6, message
+
+
+@CURRENT
+async def test_a_best_candidate_exactly_at_min_similarity_score_is_kept_and_its_profile_bought(
+    sandbox: SandboxServer, upstream: Upstream
+) -> None:
+    [email] = sample_identifiers(sandbox.url, "multi_email", 1, offset=1)
+    best = sandbox.state.dataset.email_candidates(email)[0].score
+
+    async with connect(upstream.url, upstream.key) as client:
+        result = await call(
+            client,
+            "enrich_person_by_email",
+            {"business_emails": [email], "fields": NAME_AND_WORK_EMAIL, "min_similarity_score": best},
+        )
+        await books_agree(client, upstream)
+
+    assert [p["confidence_score"] for p in people_of(result)] == [best]
+    assert dig(people_of(result)[0], "person_data", "basic_profile", "name")  # the profile was bought, at the floor
+    assert [endpoint for endpoint, _ in sent(upstream)] == ["contact", "search", "enrich"]
