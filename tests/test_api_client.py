@@ -31,7 +31,7 @@ from person_enrich_mcp.api import (
     SearchRequest,
     map_status,
 )
-from person_enrich_mcp.api.limiter import WINDOW_GUARD
+from person_enrich_mcp.api.limiter import WINDOW_GUARD, act_for
 from person_enrich_mcp.errors import (
     APIConnectionError,
     APIError,
@@ -49,6 +49,7 @@ from person_enrich_mcp.errors import (
     ServerError,
     model_message,
 )
+from person_enrich_mcp.metrics import Metrics
 from person_enrich_mcp.state import MemoryStore
 
 pytestmark = pytest.mark.anyio
@@ -143,6 +144,7 @@ async def harness(
     limits: dict[str, int] | None = None,
     limiter_max_wait: float = 600.0,
     base_url: str = BASE_URL,
+    metrics: Metrics | None = None,
 ) -> AsyncGenerator[Harness]:
     """A PersonAPI whose transport plays `steps` in order (the last one repeats)."""
     time = FakeTime()
@@ -172,6 +174,7 @@ async def harness(
         user_agent=USER_AGENT,
         transport=httpx2.MockTransport(handler),
         sleep=api_sleeps,
+        metrics=metrics,
     )
     try:
         yield Harness(api, requests, api_sleeps, limiter_sleeps, limiter, time)
@@ -1722,3 +1725,38 @@ async def test_an_enrich_answer_that_is_not_an_array_keeps_its_request_id_and_bi
     assert "the enrich answer is not the documented array" in str(caught.value)
     assert caught.value.request_id == "req-9"
     assert caught.value.credits_used == Decimal("0.09")
+
+
+# --- what the client counts -------------------------------------------------------------------------------------------
+
+
+async def test_every_request_is_counted_by_endpoint_and_status_and_by_principal_and_limiter_waits_by_endpoint() -> None:
+    metrics = Metrics(principal_names=True)
+    steps = [fail(httpx2.ConnectError), reply(503, b""), OK, OK]
+    async with harness(steps, limits={ENRICH: 1, SEARCH: 1}, metrics=metrics) as h:
+        act_for("alice")
+        try:
+            await enrich(h)  # not sent, then 503, then 200: one call, three attempts
+            await enrich(h)  # the window of one is full: the limiter waits
+        finally:
+            act_for(None)
+
+    count = metrics.value
+    assert count("person_enrich_upstream_requests_total", endpoint=ENRICH, status="not_sent") == 1
+    assert count("person_enrich_upstream_requests_total", endpoint=ENRICH, status="503") == 1
+    assert count("person_enrich_upstream_requests_total", endpoint=ENRICH, status="200") == 2
+    assert count("person_enrich_principal_upstream_requests_total", principal="alice", endpoint=ENRICH) == 3
+    waits = h.limiter_sleeps.waits
+    assert count("person_enrich_rate_limit_waits_total", endpoint=ENRICH) == len(waits) >= 2
+    assert count("person_enrich_rate_limit_wait_seconds_total", endpoint=ENRICH) == pytest.approx(sum(waits))
+    assert "person_enrich_upstream_latency_seconds" in metrics.render()
+    assert f'endpoint="{ENRICH}"' in metrics.render()
+
+
+async def test_a_request_made_for_nobody_is_not_counted_for_a_principal() -> None:
+    metrics = Metrics(principal_names=True)
+    async with harness([OK], metrics=metrics) as h:
+        await enrich(h)
+
+    assert "person_enrich_principal_upstream_requests_total{" not in metrics.render()
+    assert metrics.value("person_enrich_rate_limit_waits_total", endpoint=ENRICH) == 0
