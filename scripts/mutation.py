@@ -372,7 +372,9 @@ def main(argv: list[str]) -> int:
             again = None
             if args.survivors and (WORK / name / "mutants").is_dir():
                 again = [
-                    m.name for m in mutants_of(name) if m.status not in (KILLED, TIMEOUT) and m.key not in equivalents
+                    m.name
+                    for m in mutants_of(name)
+                    if m.status not in (KILLED, TIMEOUT) and m.key not in equivalents and not is_cast_only(m)
                 ]
                 if not again:
                     print(f"group {name}: no survivors to re-test", flush=True)
