@@ -1760,3 +1760,128 @@ async def test_a_request_made_for_nobody_is_not_counted_for_a_principal() -> Non
 
     assert "person_enrich_principal_upstream_requests_total{" not in metrics.render()
     assert metrics.value("person_enrich_rate_limit_waits_total", endpoint=ENRICH) == 0
+
+
+# --- the rest of the client's edges -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("x" * 2000, "x" * 1498 + " …"),  # no word boundary: cut at the cap
+        ("word " * 400, ("word " * 300)[:1494].rstrip() + " …"),  # spaces only: cut at the last one
+        ("name, [item " * 200, None),  # never ends on a separator or an opening bracket
+        (" " + "y" * 2000, " " + "y" * 1497 + " …"),  # the only space is the first character: no cut there
+        ("x " + "y" * 2000, "x …"),
+    ],
+)
+def test_a_long_upstream_message_is_cut_at_the_last_word_boundary_before_the_cap(
+    message: str, expected: str | None
+) -> None:
+    text = str(map_status(400, json.dumps({"error": {"message": message}}).encode(), None))
+
+    if expected is not None:
+        assert text == expected
+    else:
+        assert text.endswith("name …") and len(text) <= 1500
+
+
+async def test_a_3xx_answer_is_an_error_with_the_key_redacted_never_an_answer() -> None:
+    async with harness([reply(300, {"message": f"moved, key {CANARY}"})], retry=RetryPolicy(max_retries=0)) as h:
+        with pytest.raises(BadRequestError) as caught:
+            await enrich(h)
+
+    assert "unexpected redirect (HTTP 300)" in str(caught.value)
+    assert CANARY not in _all_text(caught.value)
+
+
+async def test_a_sub_second_limiter_wait_is_counted() -> None:
+    metrics = Metrics()
+    async with harness([OK], metrics=metrics) as h:
+        h.limiter.observe(ENRICH, remaining=0, reset_seconds=0.5)
+        await enrich(h)
+
+    assert metrics.value("person_enrich_rate_limit_waits_total", endpoint=ENRICH) == 1
+    assert 0.5 <= metrics.value("person_enrich_rate_limit_wait_seconds_total", endpoint=ENRICH) <= 0.75
+
+
+async def test_a_429_asking_to_wait_exactly_the_remaining_budget_is_waited_and_retried() -> None:
+    steps = [reply(429, {"error": {"message": "slow down"}}, {"retry-after": "5"}), OK]
+    async with harness(steps, retry=RetryPolicy(max_wait=5.25)) as h:  # 5 s plus at most 0.25 s of jitter
+        data = await enrich(h)
+
+    assert len(data) == 2
+    assert len(h.api_sleeps.waits) == 1 and 5.0 <= h.api_sleeps.waits[0] <= 5.25
+
+
+async def test_an_error_answer_keeps_what_it_billed() -> None:
+    async with harness(
+        [reply(500, {"message": "oops"}, {"x-credits-used": "1.5"})], retry=RetryPolicy(max_retries=0)
+    ) as h:
+        with pytest.raises(APIStatusError) as caught:
+            await enrich(h)
+
+    assert caught.value.credits_used == Decimal("1.5")
+
+
+async def test_an_answer_that_is_not_json_says_so_and_keeps_its_request_id() -> None:
+    async with harness([reply(200, b"<html>", {"x-request-id": "req-html"})]) as h:
+        with pytest.raises(APIResponseError) as caught:
+            await enrich(h)
+
+    assert "the answer is not valid JSON" in str(caught.value)
+    assert caught.value.request_id == "req-html"
+
+
+async def test_profile_text_from_the_upstream_is_cleaned_of_bidi_and_control_characters() -> None:
+    answer = [
+        {
+            "matched_on": URLS[0],
+            "match_type": "professional_network_profile_url",
+            "matches": [{"confidence_score": 1.0, "person_data": {"basic_profile": {"name": "Ev\\u202eil\\u0007"}}}],
+        }
+    ]
+    async with harness([reply(200, json.dumps(answer).encode().replace(b"\\\\u", b"\\u"))]) as h:
+        data = await enrich(h, URLS[:1])
+
+    name = cast(dict[str, str], data[0].matches[0].person_data["basic_profile"])["name"]
+    assert "\u202e" not in name and "\u0007" not in name
+    assert name.startswith("Ev")
+
+
+async def test_a_bare_404_on_live_enrich_answers_with_the_profile_url_match_type() -> None:
+    async with harness([reply(404, {"message": "Not Found"}), reply(400, {"error": {"message": "missing"}})]) as h:
+        result = await h.api.enrich_live(URLS[:1], ["basic_profile"])
+
+    assert [(e.matched_on, e.match_type) for e in result.data] == [(URLS[0], "professional_network_profile_url")]
+
+
+async def test_a_closed_client_sends_nothing_more() -> None:
+    async with harness([OK]) as h:
+        await h.api.aclose()
+        with pytest.raises(RuntimeError, match="closed"):
+            await enrich(h)
+
+    assert h.requests == []
+
+
+@pytest.mark.parametrize(
+    ("base_url", "shown"),
+    [
+        ("https://api.example.test/v1", "https://api.example.test/v1/"),
+        ("https://api.example.test/v1/", "https://api.example.test/v1/"),
+    ],
+)
+def test_the_base_url_is_kept_without_and_shown_with_a_trailing_slash(base_url: str, shown: str) -> None:
+    time = FakeTime()
+    api = PersonAPI(
+        base_url=base_url,
+        api_key=SecretStr(CANARY),
+        limiter=_limiter(time, Sleeper(time)),
+        retry=RetryPolicy(),
+        timeout=httpx2.Timeout(5.0),
+        user_agent=USER_AGENT,
+    )
+
+    assert api.base_url == base_url.rstrip("/")
+    assert repr(api) == f"PersonAPI(base_url={shown!r})"
