@@ -256,11 +256,13 @@ def read_equivalents(path: Path = EQUIVALENT_FILE) -> list[Equivalent]:
         text = raw.strip()
         if not text or text.startswith("#"):
             continue
-        parts = [p.strip() for p in text.split(" | ")]
-        if len(parts) != 3 or " => " not in parts[1] or not parts[2]:
+        # The function has no " | " and the reason is last; the change between them may hold one (`X | None`).
+        function, _, rest = text.partition(" | ")
+        change, _, why = rest.rpartition(" | ")
+        if not function or " => " not in change or not why.strip():
             sys.exit(f"{path}:{number}: expected `function | removed => added | why`, got: {text}")
-        removed, added = (s.strip() for s in parts[1].split(" => ", 1))
-        entries.append(Equivalent((parts[0], removed, added), parts[2], number))
+        removed, added = (s.strip() for s in change.split(" => ", 1))
+        entries.append(Equivalent((function.strip(), removed, added), why.strip(), number))
     return entries
 
 
