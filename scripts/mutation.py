@@ -386,6 +386,10 @@ def main(argv: list[str]) -> int:
             print(f"group {name}: {seconds:.0f} s ({what})", flush=True)
     tallies, stale = tally(names, read_equivalents())
     ok = report(tallies, stale, args.threshold)
+    for name in names:
+        if not any(mutants_of(name)):
+            print(f"group {name} ({', '.join(GROUPS[name].modules)}): not run")
+            ok = False
     if not args.report_only:
         print(f"total {time.monotonic() - started:.0f} s with {args.jobs} workers")
     return 0 if ok else 1
