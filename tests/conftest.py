@@ -87,6 +87,38 @@ def sandbox(revision: str) -> Iterator[SandboxServer]:
         yield server
 
 
+# How the upstream says what an answer cost: in `x-credits-used` (the sandbox's default), or not at all (no docs page
+# mentions the header), when the server computes the charge from the answer and the account's prices. The flow and
+# fault suites run in both modes: a module opts in by overriding `sandbox`/`make_sandbox` with `sandbox_in_mode` and
+# `make_sandbox_in_mode` below (both take the `credits_header` fixture).
+CREDIT_MODES = {"credits-header": True, "no-credits-header": False}
+
+
+@pytest.fixture(scope="session", params=list(CREDIT_MODES))
+def credits_header(request: pytest.FixtureRequest) -> bool:
+    """Whether the upstream sends `x-credits-used` (for modules that run in both modes)."""
+    return CREDIT_MODES[cast(str, request.param)]
+
+
+# For a test about the header itself, in a module that runs in both modes.
+ONLY_WITH_CREDITS_HEADER = pytest.mark.parametrize("credits_header", ["credits-header"], indirect=True)
+
+
+def sandbox_in_mode(revision: str, credits_header: bool) -> Iterator[SandboxServer]:
+    """A module's default sandbox in one credit mode (the body of its `sandbox` fixture)."""
+    with SandboxServer(SandboxConfig(revision=cast(Any, revision), credits_header=credits_header)) as server:
+        yield server
+
+
+def make_sandbox_in_mode(make: Callable[..., SandboxServer], credits_header: bool) -> Callable[..., SandboxServer]:
+    """conftest's `make_sandbox` in one credit mode (a test may still pass `credits_header` itself)."""
+
+    def start(**config: Any) -> SandboxServer:
+        return make(**{"credits_header": credits_header, **config})
+
+    return start
+
+
 @pytest.fixture
 def make_sandbox(revision: str) -> Iterator[Callable[..., SandboxServer]]:
     """Start a dedicated sandbox with a special configuration (of this test's revision); stopped after the test."""

@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
 import httpx2
 import pytest
@@ -31,7 +31,7 @@ from person_enrich_mcp.api import (
     SearchRequest,
     map_status,
 )
-from person_enrich_mcp.api.limiter import WINDOW_GUARD
+from person_enrich_mcp.api.limiter import WINDOW_GUARD, act_for
 from person_enrich_mcp.errors import (
     APIConnectionError,
     APIError,
@@ -49,6 +49,7 @@ from person_enrich_mcp.errors import (
     ServerError,
     model_message,
 )
+from person_enrich_mcp.metrics import Metrics
 from person_enrich_mcp.state import MemoryStore
 
 pytestmark = pytest.mark.anyio
@@ -143,6 +144,7 @@ async def harness(
     limits: dict[str, int] | None = None,
     limiter_max_wait: float = 600.0,
     base_url: str = BASE_URL,
+    metrics: Metrics | None = None,
 ) -> AsyncGenerator[Harness]:
     """A PersonAPI whose transport plays `steps` in order (the last one repeats)."""
     time = FakeTime()
@@ -172,6 +174,7 @@ async def harness(
         user_agent=USER_AGENT,
         transport=httpx2.MockTransport(handler),
         sleep=api_sleeps,
+        metrics=metrics,
     )
     try:
         yield Harness(api, requests, api_sleeps, limiter_sleeps, limiter, time)
@@ -1560,3 +1563,325 @@ async def test_the_client_takes_a_key_wide_slot_for_every_endpoint() -> None:
             await _call_endpoint(h.api, AUTOCOMPLETE)
 
     assert [r.url.path for r in h.requests] == ["/person/enrich", "/person/search"]
+
+
+# --- every endpoint's result carries what the answer said it billed, its request id and the rate-limit headers -------
+
+BILLED_HEADERS = {
+    "x-credits-used": "0.09",
+    "x-request-id": "req-9",
+    "x-ratelimit-limit": "60",
+    "x-ratelimit-remaining": "59",
+    "x-ratelimit-reset": "30",
+}
+SEARCH_ANSWER: dict[str, object] = {"profiles": [], "next_cursor": None, "total_count": 0}
+SUGGESTIONS_ANSWER = {"suggestions": [{"value": "CEO"}]}
+
+
+@pytest.mark.parametrize(
+    ("call", "answer", "method", "path"),
+    [
+        ("search", SEARCH_ANSWER, "POST", "/person/search"),
+        ("autocomplete", SUGGESTIONS_ANSWER, "POST", "/person/search/autocomplete"),
+        ("account_endpoints", {"endpoints": []}, "GET", "/account/endpoints"),
+        ("user_credits", {"credits": 3}, "GET", "/user/credits"),
+    ],
+)
+async def test_every_endpoint_result_carries_its_credits_request_id_and_rate_limit(
+    call: str, answer: object, method: str, path: str
+) -> None:
+    async with harness([reply(200, answer, BILLED_HEADERS)]) as h:
+        if call == "search":
+            result: Any = await h.api.search(page_request())
+        elif call == "autocomplete":
+            result = await h.api.autocomplete("basic_profile.headline", "ce", 5)
+        elif call == "account_endpoints":
+            result = await h.api.account_endpoints()
+        else:
+            result = await h.api.user_credits()
+
+    assert (h.requests[0].method, h.requests[0].url.path) == (method, path)
+    assert result.credits_used == Decimal("0.09")
+    assert result.request_id == "req-9"
+    assert result.rate_limit == RateLimitInfo(limit=60, remaining=59, reset_seconds=30.0)
+
+
+@pytest.mark.parametrize(("call", "answer"), [("search", {"profiles": "none"}), ("autocomplete", {"suggestions": 1})])
+async def test_an_unreadable_search_or_autocomplete_answer_keeps_its_request_id_and_what_it_billed(
+    call: str, answer: object
+) -> None:
+    async with harness([reply(200, answer, BILLED_HEADERS)]) as h:
+        with pytest.raises(APIResponseError) as caught:
+            if call == "search":
+                await h.api.search(page_request())
+            else:
+                await h.api.autocomplete("basic_profile.headline", "ce", 5)
+
+    assert caught.value.request_id == "req-9"
+    assert f"{call} answer is not the documented object" in str(caught.value)
+    if call == "search":
+        assert caught.value.credits_used == Decimal("0.09")
+
+
+async def test_live_enrich_answers_are_matched_to_the_profile_urls_sent() -> None:
+    answer: list[dict[str, object]] = [
+        {"matched_on": URLS[0], "match_type": "professional_network_profile_url", "matches": []}
+    ]
+    async with harness([reply(200, answer)]) as h:
+        result = await h.api.enrich_live(URLS[:1], ["basic_profile"])
+
+    assert [(e.matched_on, e.matches) for e in result.data] == [(URLS[0], [])]
+
+
+@pytest.mark.parametrize(
+    ("status", "accepted"), [(400, True), (404, True), (403, True), (401, False), (500, None), (200, True)]
+)
+async def test_whether_the_key_is_accepted_is_asked_with_a_free_empty_enrich(
+    status: int, accepted: bool | None
+) -> None:
+    body: object = entries() if status == 200 else {"error": {"message": "x"}}
+    async with harness([reply(status, body)], retry=RetryPolicy(max_retries=0)) as h:
+        assert await h.api.key_accepted() is accepted
+
+    assert (h.requests[0].method, h.requests[0].url.path) == ("POST", "/person/enrich")
+    assert json.loads(h.requests[0].content) == {}
+
+
+@pytest.mark.parametrize("body", [b"Not Found", b"\xff\xfe", b""])
+async def test_a_404_whose_body_is_not_json_is_a_bare_route_404_checked_for_free(body: bytes) -> None:
+    async with harness([reply(404, body)]) as h:
+        with pytest.raises(EndpointMissingError, match="/person/contact/enrich"):
+            await h.api.enrich_contacts("business_email", ["a@acme.com"], ["contact.business_emails"])
+
+    assert [r.url.path for r in h.requests] == ["/person/contact/enrich", "/person/contact/enrich"]
+
+
+@pytest.mark.parametrize(
+    ("length", "shortened"), [(1500, False), (1501, True), (4000, True)], ids=["at-the-cap", "one-over", "long"]
+)
+async def test_an_upstream_message_is_cut_between_words_at_1500_characters(length: int, shortened: bool) -> None:
+    words = ("alpha, beta gamma " * 300)[:length]
+    async with harness([reply(400, {"error": {"message": words}})], retry=RetryPolicy(max_retries=0)) as h:
+        with pytest.raises(BadRequestError) as caught:
+            await enrich(h)
+
+    message = str(caught.value)
+    if not shortened:
+        assert words in message
+        return
+    assert " …" in message
+    kept = message[message.index("alpha") : message.index(" …")]
+    assert words.startswith(kept)
+    assert len(kept) <= 1498
+    assert len(kept) >= 1480  # cut at the last word boundary before the cap, not earlier
+    assert not kept.endswith((",", " "))
+
+
+# --- error statuses read exactly --------------------------------------------------------------------------------------
+
+
+def test_a_404_in_the_apis_envelope_is_its_no_data_answer_whatever_its_type_is_missing() -> None:
+    untyped = map_status(404, b'{"error": {"message": "no data"}}', "req-1")
+    typed = map_status(404, b'{"error": {"type": "gone", "message": "no data"}}', "req-2")
+
+    assert isinstance(untyped, NotFoundError) and isinstance(typed, NotFoundError)
+    assert (untyped.error_type, typed.error_type) == ("not_found", "gone")
+    assert "no data" in str(untyped)
+
+
+@pytest.mark.parametrize(("status", "redirect"), [(299, False), (300, True), (308, True), (399, True), (400, False)])
+def test_only_a_3xx_status_reads_as_an_unexpected_redirect(status: int, redirect: bool) -> None:
+    error = map_status(status, b'{"message": "moved"}', None)
+
+    assert ("unexpected redirect" in str(error)) is redirect
+    if redirect:
+        assert isinstance(error, BadRequestError)
+        assert f"HTTP {status}" in str(error) and "PERSON_ENRICH_API_BASE_URL" in str(error)
+
+
+async def test_a_bare_404_on_contact_enrich_keeps_its_status_and_request_id() -> None:
+    async with harness([reply(404, {"message": "Not Found"}, {"x-request-id": "req-404"})]) as h:
+        with pytest.raises(EndpointMissingError) as caught:
+            await h.api.enrich_contacts("business_email", ["a@acme.com"], ["contact.business_emails"])
+
+    assert caught.value.status_code == 404
+    assert caught.value.request_id == "req-404"
+
+
+async def test_a_no_match_404_answers_each_identifier_with_its_match_type() -> None:
+    async with harness([reply(404, {"message": "Not Found"})]) as h:
+        result = await h.api.enrich_profiles(URLS[:1], ["basic_profile"])
+
+    assert [(e.matched_on, e.match_type, e.matches) for e in result.data] == [
+        (URLS[0], "professional_network_profile_url", [])
+    ]
+
+
+async def test_an_enrich_answer_that_is_not_an_array_keeps_its_request_id_and_bill() -> None:
+    async with harness([reply(200, {"oops": 1}, BILLED_HEADERS)]) as h:
+        with pytest.raises(APIResponseError) as caught:
+            await h.api.enrich_profiles(URLS[:1], ["basic_profile"])
+
+    assert "the enrich answer is not the documented array" in str(caught.value)
+    assert caught.value.request_id == "req-9"
+    assert caught.value.credits_used == Decimal("0.09")
+
+
+# --- what the client counts -------------------------------------------------------------------------------------------
+
+
+async def test_every_request_is_counted_by_endpoint_and_status_and_by_principal_and_limiter_waits_by_endpoint() -> None:
+    metrics = Metrics(principal_names=True)
+    steps = [fail(httpx2.ConnectError), reply(503, b""), OK, OK]
+    async with harness(steps, limits={ENRICH: 1, SEARCH: 1}, metrics=metrics) as h:
+        act_for("alice")
+        try:
+            await enrich(h)  # not sent, then 503, then 200: one call, three attempts
+            await enrich(h)  # the window of one is full: the limiter waits
+        finally:
+            act_for(None)
+
+    count = metrics.value
+    assert count("person_enrich_upstream_requests_total", endpoint=ENRICH, status="not_sent") == 1
+    assert count("person_enrich_upstream_requests_total", endpoint=ENRICH, status="503") == 1
+    assert count("person_enrich_upstream_requests_total", endpoint=ENRICH, status="200") == 2
+    assert count("person_enrich_principal_upstream_requests_total", principal="alice", endpoint=ENRICH) == 3
+    waits = h.limiter_sleeps.waits
+    assert count("person_enrich_rate_limit_waits_total", endpoint=ENRICH) == len(waits) >= 2
+    assert count("person_enrich_rate_limit_wait_seconds_total", endpoint=ENRICH) == pytest.approx(sum(waits))
+    assert "person_enrich_upstream_latency_seconds" in metrics.render()
+    assert f'endpoint="{ENRICH}"' in metrics.render()
+
+
+async def test_a_request_made_for_nobody_is_not_counted_for_a_principal() -> None:
+    metrics = Metrics(principal_names=True)
+    async with harness([OK], metrics=metrics) as h:
+        await enrich(h)
+
+    assert "person_enrich_principal_upstream_requests_total{" not in metrics.render()
+    assert metrics.value("person_enrich_rate_limit_waits_total", endpoint=ENRICH) == 0
+
+
+# --- the rest of the client's edges -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("x" * 2000, "x" * 1498 + " …"),  # no word boundary: cut at the cap
+        ("word " * 400, ("word " * 300)[:1494].rstrip() + " …"),  # spaces only: cut at the last one
+        ("name, [item " * 200, None),  # never ends on a separator or an opening bracket
+        (" " + "y" * 2000, " " + "y" * 1497 + " …"),  # the only space is the first character: no cut there
+        ("x " + "y" * 2000, "x …"),
+    ],
+)
+def test_a_long_upstream_message_is_cut_at_the_last_word_boundary_before_the_cap(
+    message: str, expected: str | None
+) -> None:
+    text = str(map_status(400, json.dumps({"error": {"message": message}}).encode(), None))
+
+    if expected is not None:
+        assert text == expected
+    else:
+        assert text.endswith("name …") and len(text) <= 1500
+
+
+async def test_a_3xx_answer_is_an_error_with_the_key_redacted_never_an_answer() -> None:
+    async with harness([reply(300, {"message": f"moved, key {CANARY}"})], retry=RetryPolicy(max_retries=0)) as h:
+        with pytest.raises(BadRequestError) as caught:
+            await enrich(h)
+
+    assert "unexpected redirect (HTTP 300)" in str(caught.value)
+    assert CANARY not in _all_text(caught.value)
+
+
+async def test_a_sub_second_limiter_wait_is_counted() -> None:
+    metrics = Metrics()
+    async with harness([OK], metrics=metrics) as h:
+        h.limiter.observe(ENRICH, remaining=0, reset_seconds=0.5)
+        await enrich(h)
+
+    assert metrics.value("person_enrich_rate_limit_waits_total", endpoint=ENRICH) == 1
+    assert 0.5 <= metrics.value("person_enrich_rate_limit_wait_seconds_total", endpoint=ENRICH) <= 0.75
+
+
+async def test_a_429_asking_to_wait_exactly_the_remaining_budget_is_waited_and_retried() -> None:
+    steps = [reply(429, {"error": {"message": "slow down"}}, {"retry-after": "5"}), OK]
+    async with harness(steps, retry=RetryPolicy(max_wait=5.25)) as h:  # 5 s plus at most 0.25 s of jitter
+        data = await enrich(h)
+
+    assert len(data) == 2
+    assert len(h.api_sleeps.waits) == 1 and 5.0 <= h.api_sleeps.waits[0] <= 5.25
+
+
+async def test_an_error_answer_keeps_what_it_billed() -> None:
+    async with harness(
+        [reply(500, {"message": "oops"}, {"x-credits-used": "1.5"})], retry=RetryPolicy(max_retries=0)
+    ) as h:
+        with pytest.raises(APIStatusError) as caught:
+            await enrich(h)
+
+    assert caught.value.credits_used == Decimal("1.5")
+
+
+async def test_an_answer_that_is_not_json_says_so_and_keeps_its_request_id() -> None:
+    async with harness([reply(200, b"<html>", {"x-request-id": "req-html"})]) as h:
+        with pytest.raises(APIResponseError) as caught:
+            await enrich(h)
+
+    assert "the answer is not valid JSON" in str(caught.value)
+    assert caught.value.request_id == "req-html"
+
+
+async def test_profile_text_from_the_upstream_is_cleaned_of_bidi_and_control_characters() -> None:
+    answer = [
+        {
+            "matched_on": URLS[0],
+            "match_type": "professional_network_profile_url",
+            "matches": [{"confidence_score": 1.0, "person_data": {"basic_profile": {"name": "Ev\\u202eil\\u0007"}}}],
+        }
+    ]
+    async with harness([reply(200, json.dumps(answer).encode().replace(b"\\\\u", b"\\u"))]) as h:
+        data = await enrich(h, URLS[:1])
+
+    name = cast(dict[str, str], data[0].matches[0].person_data["basic_profile"])["name"]
+    assert "\u202e" not in name and "\u0007" not in name
+    assert name.startswith("Ev")
+
+
+async def test_a_bare_404_on_live_enrich_answers_with_the_profile_url_match_type() -> None:
+    async with harness([reply(404, {"message": "Not Found"}), reply(400, {"error": {"message": "missing"}})]) as h:
+        result = await h.api.enrich_live(URLS[:1], ["basic_profile"])
+
+    assert [(e.matched_on, e.match_type) for e in result.data] == [(URLS[0], "professional_network_profile_url")]
+
+
+async def test_a_closed_client_sends_nothing_more() -> None:
+    async with harness([OK]) as h:
+        await h.api.aclose()
+        with pytest.raises(RuntimeError, match="closed"):
+            await enrich(h)
+
+    assert h.requests == []
+
+
+@pytest.mark.parametrize(
+    ("base_url", "shown"),
+    [
+        ("https://api.example.test/v1", "https://api.example.test/v1/"),
+        ("https://api.example.test/v1/", "https://api.example.test/v1/"),
+    ],
+)
+def test_the_base_url_is_kept_without_and_shown_with_a_trailing_slash(base_url: str, shown: str) -> None:
+    time = FakeTime()
+    api = PersonAPI(
+        base_url=base_url,
+        api_key=SecretStr(CANARY),
+        limiter=_limiter(time, Sleeper(time)),
+        retry=RetryPolicy(),
+        timeout=httpx2.Timeout(5.0),
+        user_agent=USER_AGENT,
+    )
+
+    assert api.base_url == base_url.rstrip("/")
+    assert repr(api) == f"PersonAPI(base_url={shown!r})"

@@ -14,9 +14,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from person_enrich_mcp.budget import RECEIPTS_KEPT, Budget, BudgetView, Owner, Quote, Receipt, Reservation, WindowView
+from person_enrich_mcp.budget import (
+    RECEIPTS_KEPT,
+    Budget,
+    BudgetView,
+    Owner,
+    Quote,
+    Receipt,
+    Reservation,
+    WindowView,
+    duration,
+    span,
+)
 from person_enrich_mcp.errors import BudgetExceededError
-from person_enrich_mcp.state import Account, MemoryStore
+from person_enrich_mcp.metrics import Metrics
+from person_enrich_mcp.state import Account, MemoryStore, Release
 
 pytestmark = pytest.mark.anyio
 
@@ -555,3 +567,267 @@ async def test_random_reserve_charge_settle_sequences_keep_the_books(limit_cents
     assert final.spent == charged
     assert final.unverified == unverified
     assert final.spent + final.unverified <= limit
+
+
+# --- the figures a refusal gives: window lengths, waits, and when a rolling budget frees up ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (86_400, "24-hour"),
+        (3_600, "1-hour"),
+        (7_200.0, "2-hour"),
+        (5_400, "90-minute"),
+        (3_660, "61-minute"),
+        (60, "1-minute"),
+        (90, "90-second"),
+        (59, "59-second"),
+        (2.5, "2.5-second"),
+    ],
+)
+def test_a_window_is_named_in_the_largest_whole_unit(seconds: float, words: str) -> None:
+    assert span(seconds) == words
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (0, "1 s"),
+        (0.2, "1 s"),
+        (45, "45 s"),
+        (119, "119 s"),
+        (119.5, "2 min"),
+        (120, "2 min"),
+        (121, "3 min"),
+        (7_140, "119 min"),
+        (7_141, "2 h"),
+        (7_200, "2 h"),
+        (7_260, "2 h 1 min"),
+        (11_100, "3 h 5 min"),
+    ],
+)
+def test_a_wait_is_rounded_up_to_seconds_then_minutes_then_hours(seconds: float, words: str) -> None:
+    assert duration(seconds) == words
+
+
+def _rolling_refusal(estimate: str, remaining: str, releases: list[Release]) -> str:
+    budget = Budget(MemoryStore(clock=FakeClock()), session_limit=Decimal(10))
+    return str(budget.exceeded(_quote(estimate), Decimal(remaining), rolling=True, releases=releases))
+
+
+def test_a_rolling_refusal_with_nothing_to_free_says_it_waits_for_the_calls_in_progress() -> None:
+    assert " Nothing frees up until the calls in progress finish." in _rolling_refusal("4", "1", [])
+
+
+def test_a_rolling_refusal_says_when_the_next_credits_free_up_and_whether_that_is_enough() -> None:
+    first, second = Release(30, Decimal(2)), Release(600, Decimal(3))
+
+    assert " 2.00 credits free up in 30 s, enough for this call." in _rolling_refusal("3", "1", [first, second])
+    assert " 2.00 credits free up in 30 s; enough for this call in 10 min." in _rolling_refusal(
+        "6", "1", [first, second]
+    )
+    assert " 2.00 credits free up in 30 s. " in _rolling_refusal("6.01", "1", [first, second])
+
+
+def test_a_call_larger_than_the_whole_rolling_budget_is_told_so() -> None:
+    text = _rolling_refusal("10.01", "9", [Release(5, Decimal(1))])
+
+    assert " 1.00 credits free up in 5 s; this call is larger than the whole budget." in text
+    # As large as the whole budget is not larger: it fits once enough frees up.
+    fits = _rolling_refusal("10", "9", [Release(5, Decimal(1))])
+    assert " 1.00 credits free up in 5 s, enough for this call." in fits
+
+
+def test_a_session_refusal_says_its_spend_never_frees_up() -> None:
+    budget = Budget(MemoryStore(clock=FakeClock()), session_limit=Decimal(10))
+
+    text = str(budget.exceeded(_quote("4"), Decimal(1)))
+
+    assert "only 1.00 of the session budget of 10.00 credits remain. A session's spend does not free up." in text
+
+
+def test_a_refusal_without_ways_to_lower_ends_with_who_can_raise_the_limit() -> None:
+    text = str(_budget("10").exceeded(_quote("4"), Decimal(1)))
+
+    assert text == (
+        "Refused before spending anything: this call could cost up to 4.00 credits (4 credits worst case), but only "
+        "1.00 of the session budget of 10.00 credits remain. A session's spend does not free up. The operator can "
+        "raise PERSON_ENRICH_SESSION_BUDGET."
+    )
+
+
+def test_a_refusal_is_a_session_refusal_unless_the_window_or_a_rolling_session_is_named() -> None:
+    text = str(_windowed("10", "100").exceeded(_quote("4"), Decimal(1)))
+
+    assert "of the session budget of 10.00 credits remain. A session's spend does not free up." in text
+    assert "PERSON_ENRICH_PRINCIPAL_BUDGET" not in text
+
+
+def test_a_window_refusal_without_releases_says_it_waits_for_the_calls_in_progress() -> None:
+    text = str(_windowed("10", "12").exceeded(_quote("5"), Decimal(4), by_window=True))
+
+    assert text.endswith(
+        "remain. Nothing frees up until the calls in progress finish. The operator can raise "
+        "PERSON_ENRICH_PRINCIPAL_BUDGET."
+    )
+
+
+def test_a_window_refusal_says_when_its_credits_free_up() -> None:
+    text = str(
+        _windowed("10", "12").exceeded(_quote("5"), Decimal(4), by_window=True, releases=[Release(90, Decimal(1))])
+    )
+
+    assert " remain. 1.00 credits free up in 90 s, enough for this call. The operator" in text
+
+
+def test_a_legacy_session_is_its_principals_and_lasts_as_long_as_the_connection() -> None:
+    assert Owner.legacy("alice", "abc") == Owner("http:alice:abc", "alice", rolling=False)
+
+
+def test_a_client_without_a_session_gets_one_rolling_session_per_principal() -> None:
+    assert Owner.sessionless("alice") == Owner("http:alice", "alice", rolling=True)
+
+
+async def test_an_ended_session_forgets_its_books_but_its_spend_stays_in_the_principals_window() -> None:
+    budget = _windowed("10", "15")
+    await _spend(budget, ALICE_1, "4")
+    await _spend(budget, ALICE_2, "2")
+
+    await budget.session_ended(ALICE_1)
+
+    assert await budget.view(ALICE_1) == BudgetView(
+        Decimal(10), ZERO, ZERO, ZERO, WindowView("alice", Decimal(15), DAY, Decimal(6))
+    )
+    assert (await budget.view(ALICE_2)).spent == Decimal(2)
+
+
+# --- defaults, metrics and the reservation's life --------------------------------------------------------------
+
+
+def test_by_default_a_principal_rolls_over_a_day_and_a_client_without_a_session_over_an_hour() -> None:
+    budget = Budget(MemoryStore(clock=FakeClock()), session_limit=Decimal(10), principal_limit=Decimal(15))
+
+    assert budget.accounts(Owner("s", "alice", rolling=True)) == [
+        Account("session:s", Decimal(10), 3_600.0),
+        Account("principal:alice", Decimal(15), 86_400.0),
+    ]
+    assert budget.accounts(Owner("s", "alice")) == [
+        Account("session:s", Decimal(10)),
+        Account("principal:alice", Decimal(15), 86_400.0),
+    ]
+
+
+async def test_by_default_a_reservation_nobody_settles_turns_unverified_after_fifteen_minutes() -> None:
+    clock = FakeClock()
+    budget = _budget("10", MemoryStore(clock=clock))
+
+    reservation = budget.reserve(S, _quote("6"))
+    await reservation.__aenter__()
+    clock.now += 899.5
+    async with budget.reserve(A, _quote("1")):
+        pass
+    assert await budget.view(S) == BudgetView(Decimal(10), ZERO, Decimal(6), ZERO)
+
+    clock.now += 0.5
+    async with budget.reserve(A, _quote("1")):
+        pass
+    assert await budget.view(S) == BudgetView(Decimal(10), ZERO, ZERO, Decimal(6))
+
+
+async def test_a_charge_equal_to_the_estimate_is_not_logged_as_above_it(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="person_enrich_mcp.budget"):
+        async with _budget("10").reserve(S, _quote("7")) as reservation:
+            reservation.charge(Decimal(7))
+
+    assert not [record for record in caplog.records if "above the estimate" in record.getMessage()]
+
+
+async def test_a_reservation_settles_once_even_if_closed_twice_and_never_if_it_was_never_open() -> None:
+    metrics = Metrics()
+    budget = Budget(MemoryStore(clock=FakeClock()), session_limit=Decimal(10), metrics=metrics)
+
+    never_opened = budget.reserve(S, _quote("3"))
+    never_opened.charge(Decimal(3))
+    await never_opened.__aexit__(None, None, None)
+    assert metrics.value("person_enrich_credits_charged_total") == 0
+
+    reservation = budget.reserve(S, _quote("3"))
+    async with reservation:
+        reservation.charge(Decimal(2))
+    await reservation.__aexit__(None, None, None)
+
+    assert metrics.value("person_enrich_credits_charged_total") == 2
+    assert (await budget.view(S)).spent == Decimal(2)
+
+
+async def test_the_metrics_count_what_was_reserved_charged_and_left_unverified_per_principal() -> None:
+    metrics = Metrics(principal_names=True)
+    budget = Budget(
+        MemoryStore(clock=FakeClock()), session_limit=Decimal(10), principal_limit=Decimal(15), metrics=metrics
+    )
+
+    async with budget.reserve(ALICE_1, _quote("4")) as reservation:
+        reservation.charge(Decimal("1.5"))
+        reservation.charge_unverified(Decimal("0.5"))
+    async with budget.reserve(S, _quote("2")) as reservation:
+        reservation.charge(Decimal(1))
+
+    assert metrics.value("person_enrich_credits_reserved_total") == 6
+    assert metrics.value("person_enrich_credits_charged_total") == 2.5
+    assert metrics.value("person_enrich_principal_credits_charged_total", principal="alice") == 1.5
+    assert metrics.value("person_enrich_credits_unverified_total") == 0.5
+
+
+async def test_each_refusal_is_counted_by_the_limit_that_refused_it_and_by_principal() -> None:
+    metrics = Metrics(principal_names=True)
+    store = MemoryStore(clock=FakeClock())
+    budget = Budget(store, session_limit=Decimal(10), principal_limit=Decimal(12), metrics=metrics)
+    await _spend(budget, ALICE_1, "8")
+
+    for owner, estimate in ((ALICE_2, "5"), (ALICE_1, "3"), (Owner("r", "bob", rolling=True), "11"), (S, "11")):
+        with pytest.raises(BudgetExceededError):
+            async with budget.reserve(owner, _quote(estimate)):
+                pass
+
+    assert metrics.value("person_enrich_budget_refusals_total", reason="principal_window") == 1
+    assert metrics.value("person_enrich_budget_refusals_total", reason="session") == 2
+    assert metrics.value("person_enrich_budget_refusals_total", reason="session_window") == 1
+    assert metrics.value("person_enrich_principal_refusals_total", principal="alice") == 2
+    assert metrics.value("person_enrich_principal_refusals_total", principal="bob") == 1
+    assert metrics.value("person_enrich_credits_reserved_total") == 8
+
+
+async def test_a_rolling_sessions_refusal_through_a_reservation_says_when_its_spend_frees_up() -> None:
+    clock = FakeClock()
+    budget = Budget(MemoryStore(clock=clock), session_limit=Decimal(10))
+    rolling = Owner("r", rolling=True)
+    await _spend(budget, rolling, "8")
+    clock.now += 600
+
+    with pytest.raises(BudgetExceededError) as caught:
+        async with budget.reserve(rolling, _quote("5")):
+            pass
+
+    text = str(caught.value)
+    assert "of this client's session budget of 10.00 credits per 1-hour window" in text
+    assert text.endswith(
+        "The operator can raise PERSON_ENRICH_SESSION_BUDGET (or shorten PERSON_ENRICH_SESSION_WINDOW)."
+    )
+    assert " 8.00 credits free up in " in text
+    assert "enough for this call." in text
+
+
+async def test_a_receipt_carries_what_stayed_unverified_and_the_metrics_count_the_call_and_its_cache_hits() -> None:
+    metrics = Metrics()
+    budget = Budget(MemoryStore(clock=FakeClock()), session_limit=Decimal(10), metrics=metrics)
+
+    receipt = await budget.record(
+        S, tool="enrich_people", quote=_quote("4"), charged=Decimal(1), unverified=Decimal("1.5"), cache_hits=3
+    )
+    await budget.record(S, tool="search_people", quote=_quote("1"), charged=ZERO, unverified=ZERO, cache_hits=0)
+
+    assert receipt.unverified == Decimal("1.5")
+    assert metrics.value("person_enrich_tool_calls_total", tool="enrich_people", outcome="ok") == 1
+    assert metrics.value("person_enrich_tool_calls_total", tool="search_people", outcome="ok") == 1
+    assert metrics.value("person_enrich_cache_hits_total") == 3

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -14,9 +14,30 @@ from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult
 
 from person_enrich_mcp.sandbox import SandboxServer
 from person_enrich_mcp.server import build_server
-from tests.conftest import Upstream, canary_key, data_of, sample_identifiers, settings_for, text_of
+from tests.conftest import (
+    Upstream,
+    canary_key,
+    data_of,
+    make_sandbox_in_mode,
+    sample_identifiers,
+    sandbox_in_mode,
+    settings_for,
+    text_of,
+)
 
 BUSINESS_EMAIL = ["basic_profile.name", "contact.business_emails"]
+
+
+# Every flow here runs with and without `x-credits-used` (conftest `CREDIT_MODES`): the books must match the ledger
+# whether the upstream says what it billed or the server computes it from the answer.
+@pytest.fixture(scope="module")
+def sandbox(revision: str, credits_header: bool) -> Iterator[SandboxServer]:
+    yield from sandbox_in_mode(revision, credits_header)
+
+
+@pytest.fixture
+def make_sandbox(make_sandbox: Callable[..., SandboxServer], credits_header: bool) -> Callable[..., SandboxServer]:
+    return make_sandbox_in_mode(make_sandbox, credits_header)
 
 
 def _structured(result: CallToolResult) -> dict[str, Any]:

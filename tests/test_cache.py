@@ -9,9 +9,10 @@ from typing import cast
 
 import pytest
 
-from person_enrich_mcp.api import EnrichMatch, SearchPage
-from person_enrich_mcp.cache import PAGE_TTL_SECONDS, CachedEntry, CachedLookup, ProfileCache
+from person_enrich_mcp.api import EnrichMatch, SearchPage, Suggestions
+from person_enrich_mcp.cache import PAGE_TTL_SECONDS, CachedEntry, CachedLookup, Erased, ProfileCache
 from person_enrich_mcp.fields import FieldSelection
+from person_enrich_mcp.privacy.subjects import email_hashes, identifier_hashes, subject_hash
 from person_enrich_mcp.state import MemoryStore
 
 pytestmark = pytest.mark.anyio
@@ -444,3 +445,188 @@ async def test_page_keys_are_hashed_and_apart_from_profile_keys() -> None:
     assert len(set(store.keys)) == 1
     assert re.fullmatch(r"page:tenant-1:[0-9a-f]{40}", store.keys[0])
     assert "linkedin" not in store.keys[0]
+
+
+# --- autocomplete suggestions -----------------------------------------------------------------------------------------
+
+
+def _suggestions(*values: str) -> Suggestions:
+    return Suggestions.model_validate({"suggestions": [{"value": v, "document_count": 3} for v in values]})
+
+
+async def test_suggestions_are_served_for_the_same_field_query_and_limit_only() -> None:
+    cache, store, _ = _setup(scope="tenant-1")
+    await cache.put_suggestions("current_title", "cto", 5, _suggestions("CTO", "Chief Technology Officer"))
+
+    assert await cache.get_suggestions("current_title", "cto", 5) == _suggestions("CTO", "Chief Technology Officer")
+    assert await cache.get_suggestions("current_title", "cto", 6) is None
+    assert await cache.get_suggestions("current_title", "ceo", 5) is None
+    assert await cache.get_suggestions("region", "cto", 5) is None
+    assert re.fullmatch(r"suggest:tenant-1:[0-9a-f]{40}", store.puts[-1][0])
+    assert "cto" not in store.puts[-1][0]
+
+
+async def test_suggestions_are_kept_for_at_most_the_page_ttl_and_not_at_all_with_a_zero_ttl() -> None:
+    cache, store, clock = _setup(ttl=PAGE_TTL_SECONDS * 24)
+    await cache.put_suggestions("region", "ber", 3, _suggestions("Berlin"))
+
+    assert store.puts[-1][2] == PAGE_TTL_SECONDS
+    clock.advance(PAGE_TTL_SECONDS - 1)
+    assert await cache.get_suggestions("region", "ber", 3) == _suggestions("Berlin")
+
+    short, store, _ = _setup(ttl=0.5)
+    await short.put_suggestions("region", "ber", 3, _suggestions("Berlin"))
+    assert store.puts[-1][2] == 0.5
+    assert await short.get_suggestions("region", "ber", 3) == _suggestions("Berlin")
+
+    off, store, _ = _setup(ttl=0)
+    await off.put_suggestions("region", "ber", 3, _suggestions("Berlin"))
+    assert store.puts == []
+    assert await off.get_suggestions("region", "ber", 3) is None
+    assert store.keys == []
+
+
+# --- one principal's view, dropping an entry -----------------------------------------------------------------------
+
+
+async def test_a_principals_view_serves_only_what_that_principal_stored_with_the_same_ttls() -> None:
+    shared, store, clock = _setup(scope="acct")
+    alice, bob = shared.for_principal("alice"), shared.for_principal("bob")
+    await alice.put(URL, JANE_URL, _sel("basic_profile"), None, [_match()])
+    await alice.put(URL, "https://www.linkedin.com/in/nobody-1", _sel("basic_profile"), None, [])
+
+    assert repr(alice) == f"ProfileCache(ttl={TTL})"
+    assert _scores(await alice.get(URL, JANE_URL, _sel("basic_profile"), None)) == [1.0]
+    assert await shared.for_principal("alice").get(URL, JANE_URL, _sel("basic_profile"), None) is not None
+    assert await bob.get(URL, JANE_URL, _sel("basic_profile"), None) is None
+    assert await shared.get(URL, JANE_URL, _sel("basic_profile"), None) is None
+    assert [ttl for _, _, ttl in store.puts] == [TTL, NEGATIVE_TTL]
+    assert all(re.fullmatch(r"profile:acct:p[0-9a-f]{16}:[0-9a-f]{40}", key) for key, _, _ in store.puts)
+    clock.advance(TTL)
+    assert await alice.get(URL, JANE_URL, _sel("basic_profile"), None) is None
+
+
+async def test_a_dropped_entry_is_gone_and_the_others_stay() -> None:
+    cache, _, _ = _setup()
+    await cache.put(URL, JANE_URL, _sel("basic_profile"), None, [_match()])
+    await cache.put(EMAIL, JANE_EMAIL, _sel("basic_profile"), None, [_match()])
+
+    await cache.drop(URL, JANE_URL)
+
+    assert await cache.entry(URL, JANE_URL) is None
+    assert await cache.entry(EMAIL, JANE_EMAIL) is not None
+
+
+# --- erasure: what is found about a person, and what is removed -------------------------------------------------------
+
+OTHER_URL = "https://www.linkedin.com/in/other-person-9"
+
+
+def _other() -> dict[str, object]:
+    return {
+        "basic_profile": {"name": "Other Person"},
+        "social_handles": {"professional_network_identifier": {"profile_url": OTHER_URL}},
+    }
+
+
+async def test_erase_finds_a_person_by_the_identifier_an_entry_was_stored_under() -> None:
+    cache, _, _ = _setup()
+    await cache.put(EMAIL, "someone@elsewhere.com", _sel("basic_profile"), None, [_match(data=_other())])
+
+    found = await cache.about(identifier_hashes("someone@elsewhere.com"))
+
+    assert [kind for kind, _ in found] == ["profile"]
+    assert found[0][1]["key"].startswith("profile:acct:")
+    assert found[0][1]["sel"] == ["basic_profile"]
+
+
+async def test_erase_finds_every_person_of_an_entry_not_just_the_last() -> None:
+    cache, _, _ = _setup()
+    await cache.put(EMAIL, "team@acme-widgets.com", _sel("social_handles"), None, [_match(data=_other()), _match()])
+
+    assert len(await cache.about({subject_hash("url", OTHER_URL)})) == 1
+    assert len(await cache.about(email_hashes(JANE_EMAIL))) == 1
+
+
+async def test_erase_reads_the_people_of_entries_written_without_subject_hashes() -> None:
+    cache, store, _ = _setup()
+    legacy_profile = {"matches": [{"confidence_score": 1.0, "person_data": _other()}], "urls": [JANE_URL]}
+    legacy_page = {"page": {"profiles": [_other()], "next_cursor": None}}
+    await store.cache_put("profile:acct:legacy", json.dumps(legacy_profile), TTL)
+    await store.cache_put("page:acct:legacy", json.dumps(legacy_page), TTL)
+    await store.cache_put("page:acct:empty", json.dumps({"page": {"next_cursor": None}}), TTL)
+
+    by_data = await cache.about({subject_hash("url", OTHER_URL)})
+    by_url = await cache.about({subject_hash("url", JANE_URL)})
+
+    assert sorted((kind, value["key"]) for kind, value in by_data) == [
+        ("page", "page:acct:legacy"),
+        ("profile", "profile:acct:legacy"),
+    ]
+    assert [(kind, value["key"]) for kind, value in by_url] == [("profile", "profile:acct:legacy")]
+
+
+async def test_erase_counts_profiles_and_pages_and_a_dry_run_removes_nothing() -> None:
+    cache, _, _ = _setup()
+    await cache.put(URL, OTHER_URL, _sel("basic_profile"), None, [_match(data=_other())])
+    await cache.put_page("q1", SearchPage(profiles=[_other()]))
+    await cache.put_page("q2", SearchPage(profiles=[_other()]))
+    await cache.put(URL, JANE_URL, _sel("basic_profile"), None, [_match()])
+    hashes = {subject_hash("url", OTHER_URL)}
+
+    dry = await cache.erase(hashes, dry_run=True)
+    assert (dry.profiles, dry.pages, dry.total) == (1, 2, 3)
+    assert len(await cache.about(hashes)) == 3
+
+    done = await cache.erase(hashes)
+    assert (done.profiles, done.pages) == (1, 2)
+    assert await cache.about(hashes) == []
+    assert await cache.entry(URL, JANE_URL) is not None
+    assert (await cache.erase(hashes)).total == 0
+    assert await cache.erase(set()) == Erased()
+
+
+async def test_a_page_remembers_how_many_rows_were_withheld_and_none_by_default() -> None:
+    cache, _, _ = _setup()
+    await cache.put_page("q1", _page(), withheld=2)
+    await cache.put_page("q2", _page())
+
+    assert await cache.get_page_entry("q1") == (_page(), 2)
+    assert await cache.get_page_entry("q2") == (_page(), 0)
+
+
+async def test_a_page_is_cached_under_a_sub_second_ttl_too() -> None:
+    cache, store, _ = _setup(ttl=0.5)
+    await cache.put_page("q", _page())
+
+    assert store.puts[-1][2] == 0.5
+    assert await cache.get_page("q") == _page()
+
+
+@pytest.mark.parametrize("old", [{"profiles": [], "next_cursor": None}, [1, 2], "page"])
+async def test_a_page_written_in_an_older_format_is_read_again(old: object) -> None:
+    cache, store, _ = _setup()
+    await cache.put_page("q", _page())
+    key = store.puts[-1][0]
+    await store.cache_put(key, json.dumps(old), TTL)
+
+    assert await cache.get_page_entry("q") is None
+
+
+async def test_a_profile_is_cached_under_a_sub_second_ttl_too() -> None:
+    cache, store, _ = _setup(ttl=0.5)
+    await cache.put(URL, JANE_URL, _sel("basic_profile"), None, [_match()])
+
+    assert store.puts[-1][2] == 0.5
+    assert _scores(await cache.get(URL, JANE_URL, _sel("basic_profile"), None)) == [1.0]
+
+
+async def test_erase_finds_the_per_session_record_of_urls_already_returned() -> None:
+    cache, store, _ = _setup()
+    seen = {"u": [[], "not a record", [OTHER_URL, 1000.0, 0]]}
+    await store.cache_put("seen:acct:session-1", json.dumps(seen), TTL)
+    await store.cache_put("seen:acct:session-2", json.dumps({"u": [[JANE_URL, 1000.0, 0]]}), TTL)
+
+    found = await cache.about({subject_hash("url", OTHER_URL)})
+
+    assert [(kind, value["key"]) for kind, value in found] == [("seen", "seen:acct:session-1")]

@@ -7,7 +7,7 @@ from the ledger to check what went on the wire.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any, cast
@@ -29,7 +29,30 @@ from person_enrich_mcp.fields import DEFAULT_PATHS
 from person_enrich_mcp.sandbox import SandboxServer
 from person_enrich_mcp.sandbox.dataset import Person
 from person_enrich_mcp.server import build_server
-from tests.conftest import Upstream, canary_key, data_of, sample_identifiers, settings_for, text_of
+from tests.conftest import (
+    ONLY_WITH_CREDITS_HEADER,
+    Upstream,
+    canary_key,
+    data_of,
+    make_sandbox_in_mode,
+    sample_identifiers,
+    sandbox_in_mode,
+    settings_for,
+    text_of,
+)
+
+
+# Every flow here runs with and without `x-credits-used` (conftest `CREDIT_MODES`): the books must match the ledger
+# whether the upstream says what it billed or the server computes it from the answer.
+@pytest.fixture(scope="module")
+def sandbox(revision: str, credits_header: bool) -> Iterator[SandboxServer]:
+    yield from sandbox_in_mode(revision, credits_header)
+
+
+@pytest.fixture
+def make_sandbox(make_sandbox: Callable[..., SandboxServer], credits_header: bool) -> Callable[..., SandboxServer]:
+    return make_sandbox_in_mode(make_sandbox, credits_header)
+
 
 pytestmark = pytest.mark.anyio
 
@@ -839,6 +862,7 @@ class BilledGatewayError(httpx2.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+@ONLY_WITH_CREDITS_HEADER  # the header on an error answer is what is booked
 @BOTH
 async def test_an_error_answer_that_reports_credits_is_booked_and_not_retried(
     sandbox: SandboxServer, upstream: Upstream
@@ -936,3 +960,50 @@ async def test_every_request_body_the_server_sends_carries_only_keys_its_endpoin
         no_refresh_flags(body for _, body in wire)
     statuses = {status for counts in upstream.ledger()["requests"].values() for status in counts}
     assert statuses <= {"200", "404"}, upstream.ledger()["requests"]  # nothing was refused for its shape
+
+
+@CURRENT
+async def test_a_refusal_for_a_missing_endpoint_names_at_most_six_of_the_fields_that_need_it(
+    sandbox: SandboxServer, upstream: Upstream
+) -> None:
+    set_plan(upstream, {"endpoints": {PATHS["enrich"]: {"status": "not_enabled"}}})
+    urls = sample_identifiers(sandbox.url, "url", 1, offset=9)
+    fields = [
+        "basic_profile.name",
+        "basic_profile.headline",
+        "experience",
+        "education",
+        "skills",
+        "professional_network",
+        "dev_platform_profiles",
+    ]
+
+    async with connect(upstream.url, upstream.key) as client:
+        result = await call(
+            client, "enrich_person_by_url", {"professional_network_profile_urls": urls, "fields": fields}
+        )
+
+    code, message = refusal(result)
+    assert code == "not_in_plan"
+    assert PATHS["enrich"] in message
+    assert sum(f"{field}," in message or f"{field} needs" in message for field in fields) == 6, message
+
+
+@CURRENT
+async def test_a_best_candidate_exactly_at_min_similarity_score_is_kept_and_its_profile_bought(
+    sandbox: SandboxServer, upstream: Upstream
+) -> None:
+    [email] = sample_identifiers(sandbox.url, "multi_email", 1, offset=1)
+    best = sandbox.state.dataset.email_candidates(email)[0].score
+
+    async with connect(upstream.url, upstream.key) as client:
+        result = await call(
+            client,
+            "enrich_person_by_email",
+            {"business_emails": [email], "fields": NAME_AND_WORK_EMAIL, "min_similarity_score": best},
+        )
+        await books_agree(client, upstream)
+
+    assert [p["confidence_score"] for p in people_of(result)] == [best]
+    assert dig(people_of(result)[0], "person_data", "basic_profile", "name")  # the profile was bought, at the floor
+    assert [endpoint for endpoint, _ in sent(upstream)] == ["contact", "search", "enrich"]

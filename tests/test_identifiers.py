@@ -477,3 +477,112 @@ def test_arbitrary_text_is_either_rejected_or_a_lower_case_address(raw: str) -> 
     assert result == result.lower()
     assert result.count("@") == 1
     assert result.rsplit("@", 1)[1] not in PERSONAL_MAIL_DOMAINS
+
+
+# --- exact reasons and boundaries (each rejection path says its own reason; each limit is inclusive) ----------------
+
+HOW_TO = "expected https://www.linkedin.com/in/<slug>"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("", "empty identifier"),
+        ("https://www.linkedin.com/in/jane doe", "contains whitespace or control characters"),
+        ("https://www.linkedin.com/in/" + "a" * 293, f"longer than {MAX_IDENTIFIER_LENGTH} characters"),
+        ("www.linkedin.com:443/in/jane-doe", f"not an http(s) URL; {HOW_TO}"),
+        ("ftp://www.linkedin.com/in/jane-doe", f"not an http(s) URL; {HOW_TO}"),
+        ("https://[www.linkedin.com/in/jane-doe", f"not a valid URL; {HOW_TO}"),
+        ("https://:secret@www.linkedin.com/in/jane-doe", "URL must not contain credentials"),
+        ("https://www.linkedin.com:abc/in/jane-doe", "URL must not name a port"),
+        ("https://www.example.com/in/jane-doe", f"not a professional network profile URL; {HOW_TO}"),
+        ("https://www.linkedin.com/pub/jane/1/2/3", "legacy /pub/ URL; open the profile and use its /in/<slug> URL"),
+        # A colon after the host is part of the path, not a scheme: the path, then the slug, are what is wrong.
+        ("linkedin.com/in:x/jane-doe", "expected a single /in/<slug> path, e.g. https://www.linkedin.com/in/jane-doe"),
+        ("linkedin.com/in/jane:doe", "the profile slug has characters a profile URL cannot have"),
+        ("https://www.linkedin.com/in/%2525abc", "the profile slug has characters a profile URL cannot have"),
+        # Invalid UTF-8 in an escape is a bad slug like any other, never an exception that fails the batch.
+        ("https://www.linkedin.com/in/jane%E9doe", "the profile slug has characters a profile URL cannot have"),
+        (
+            "https://www.linkedin.com/in/ab",
+            "the profile slug is too short (2 characters; profile slugs have 3 to 100): check that the URL was "
+            "copied whole",
+        ),
+    ],
+)
+def test_each_profile_url_rejection_gives_its_own_exact_reason(raw: str, reason: str) -> None:
+    with pytest.raises(IdentifierRejected) as caught:
+        normalise_profile_url(raw)
+
+    assert str(caught.value) == reason
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("<jane@acme.com", "pass the bare address (jane@company.com), without a display name or angle brackets"),
+        ("jane@acme.com>", "pass the bare address (jane@company.com), without a display name or angle brackets"),
+        ("mailto:jane@acme.com", "pass the bare address, without mailto:"),
+        ("jane@@acme.com", "not a valid email address"),
+        (
+            "Jane@GMail.com",
+            "gmail.com is a personal mailbox; business_emails only resolves work addresses, so this look-up would "
+            "always miss and was not sent (no credits spent)",
+        ),
+    ],
+)
+def test_each_business_email_rejection_gives_its_own_exact_reason(raw: str, reason: str) -> None:
+    with pytest.raises(IdentifierRejected) as caught:
+        normalise_business_email(raw)
+
+    assert str(caught.value) == reason
+
+
+def test_an_identifier_of_exactly_the_length_limit_is_judged_on_its_content_not_refused_as_too_long() -> None:
+    raw = "https://www.linkedin.com/in/" + "a" * (MAX_IDENTIFIER_LENGTH - 28)
+    assert len(raw) == MAX_IDENTIFIER_LENGTH
+
+    with pytest.raises(IdentifierRejected) as caught:
+        normalise_profile_url(raw)
+
+    assert str(caught.value).startswith("the profile slug is too long (292 characters")
+
+
+@pytest.mark.parametrize("length", [3, 100])
+def test_slugs_of_exactly_the_shortest_and_longest_length_are_accepted(length: int) -> None:
+    assert normalise_profile_url("https://www.linkedin.com/in/" + "a" * length) == PROFILE_URL_PREFIX + "a" * length
+
+
+def test_a_slug_of_one_more_than_the_longest_length_is_refused() -> None:
+    with pytest.raises(IdentifierRejected, match=r"too long \(101 characters"):
+        normalise_profile_url("https://www.linkedin.com/in/" + "a" * 101)
+
+
+def test_a_slug_of_capital_letters_that_dots_and_dashes_do_not_surround_is_accepted_in_lower_case() -> None:
+    assert normalise_profile_url("https://www.linkedin.com/in/XXX") == PROFILE_URL_PREFIX + "xxx"
+    assert normalise_profile_url("https://www.linkedin.com/in/.X-") == PROFILE_URL_PREFIX + ".x-"
+
+
+def _address(length: int) -> str:
+    domain = "b" * 63 + "." + "c" * 63 + ".com"
+    return "a" * (length - len(domain) - 1) + "@" + domain
+
+
+def test_an_address_of_exactly_254_characters_is_accepted_and_one_of_255_is_not() -> None:
+    assert normalise_business_email(_address(254)) == _address(254)
+    with pytest.raises(IdentifierRejected, match="not a valid email address"):
+        normalise_business_email(_address(255))
+
+
+def test_a_url_with_an_invalid_escape_is_reported_and_the_rest_of_the_batch_still_accepted() -> None:
+    batch = check_profile_urls(["https://www.linkedin.com/in/jane%E9doe", CANONICAL])
+
+    assert batch.normalised == [CANONICAL]
+    assert [p.reason for p in batch.problems] == ["the profile slug has characters a profile URL cannot have"]
+
+
+def test_a_rejected_identifier_of_exactly_the_echo_length_is_echoed_whole() -> None:
+    raw = "https://www.example.com/in/" + "a" * (ECHO_LENGTH - 27)
+    assert len(raw) == ECHO_LENGTH
+
+    assert check_profile_urls([raw]).problems[0].identifier == raw

@@ -17,7 +17,7 @@ from person_enrich_mcp.api.contract import RESOLVING_TIER
 from person_enrich_mcp.api.routes import route
 from person_enrich_mcp.fields import ALL_PATHS, DEFAULT_SELECTION, FieldSelection
 from person_enrich_mcp.pricing import Price, PriceTable, to_credits
-from person_enrich_mcp.tools.enrichment import need_cost
+from person_enrich_mcp.tools.enrichment import enrich_quote, need_cost
 
 CURRENT = PriceTable.documented(Dialect.CURRENT)
 OVERVIEW = PriceTable.documented(Dialect.OVERVIEW)
@@ -34,6 +34,10 @@ def _email_cost(prices: PriceTable, paths: list[str]) -> Decimal:
 
 
 def test_the_documented_tables_are_the_published_prices() -> None:
+    # Built here, not at import: a table built once at import would hide a broken `documented` from this test.
+    current, overview = PriceTable.documented(Dialect.CURRENT), PriceTable.documented(Dialect.OVERVIEW)
+    assert current == CURRENT
+    assert overview == OVERVIEW
     assert (CURRENT.enrich.base, CURRENT.enrich.cap) == (Decimal(1), Decimal(2))
     assert dict(CURRENT.enrich.addons) == {"dev_platform_profiles": Decimal(1)}
     assert (CURRENT.contact.base, CURRENT.contact.cap) == (Decimal(0), Decimal(5))
@@ -53,6 +57,40 @@ def test_the_documented_tables_are_the_published_prices() -> None:
         "contact.phone_numbers": Decimal(2),
         "dev_platform_profiles": Decimal(1),
     }
+    assert (current.source, overview.source) == ("documented", "documented")
+    assert current.search_premiums == {} and current.autocomplete_per_call == 0
+
+
+def test_a_price_with_nothing_touched_is_its_base_in_decimal_and_an_untouched_addon_is_decimal_zero() -> None:
+    price = Price(Decimal(1), {"dev_platform_profiles": Decimal(1)}, Decimal(2))
+
+    assert price.addon("basic_profile") == 0
+    assert isinstance(price.addon("basic_profile"), Decimal)
+    assert price.addon("dev_platform_profiles.github") == Decimal(1)
+    assert price.addon("dev_platform_profiles") == Decimal(1)
+
+
+def test_a_search_row_costs_the_per_result_price_plus_the_premiums_of_the_fields_it_returns() -> None:
+    prices = PriceTable(
+        Dialect.CURRENT,
+        CURRENT.enrich,
+        CURRENT.contact,
+        CURRENT.live,
+        search_per_result=Decimal("0.03"),
+        verified_surcharge=Decimal("0.5"),
+        source="account",
+        search_premiums={
+            "contact.business_emails": Decimal("0.5"),
+            "social_handles.professional_network_identifier.profile_url": Decimal("0.1"),
+            "skills": Decimal("0.2"),
+        },
+    )
+
+    assert prices.search_row(["social_handles.professional_network_identifier.profile_url"]) == Decimal("0.03")
+    assert prices.search_row(["basic_profile.name"]) == Decimal("0.03")
+    assert prices.search_row(["contact.business_emails.email"]) == Decimal("0.53")
+    assert prices.search_row(iter(["contact", "skills"])) == Decimal("0.73")
+    assert PriceTable.documented(Dialect.CURRENT).search_row(["contact"]) == Decimal("0.03")
 
 
 @pytest.mark.parametrize("prices", [CURRENT, OVERVIEW], ids=["current", "overview"])
@@ -184,3 +222,31 @@ def test_search_cost_is_exact_hundredths(results: int) -> None:
     cost = CURRENT.search(results)
 
     assert cost == Decimal(results * 3) / Decimal(100)
+
+
+# --- the worst case of enriching a search's results -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("prices", "per_profile"), [(CURRENT, "3"), (OVERVIEW, "3")], ids=["current", "overview"])
+def test_enriching_a_searchs_results_quotes_each_profile_at_its_worst_case_and_how_to_spend_less(
+    prices: PriceTable, per_profile: str
+) -> None:
+    selection = FieldSelection.of(["basic_profile", "contact.business_emails", "dev_platform_profiles"])
+
+    quote = enrich_quote(3, selection, prices)
+
+    assert quote.estimate == 3 * Decimal(per_profile)
+    assert quote.breakdown == f"3 profiles × up to {per_profile}.00 credits"
+    assert "look up fewer people" in quote.ways_to_lower
+    assert not any("force_fetch" in way for way in quote.ways_to_lower)
+
+
+def test_enriching_a_searchs_results_fresh_from_the_web_costs_the_live_price_and_says_so() -> None:
+    selection = FieldSelection.of(["basic_profile"])
+
+    quote = enrich_quote(2, selection, CURRENT, live=True)
+
+    assert quote.estimate == Decimal(14)
+    assert "drop force_fetch/enrich_realtime (7.00 a profile)" in quote.ways_to_lower
+    assert enrich_quote(1, selection, CURRENT).estimate == Decimal(1)
+    assert enrich_quote(0, selection, CURRENT).breakdown == "nothing to fetch"

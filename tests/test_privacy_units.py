@@ -102,6 +102,11 @@ def test_opt_outs_name_identifiers_and_people_by_any_of_their_hashes(tmp_path: P
     assert not opt_outs.allows({}, JANE_URL)
     assert opt_outs.allows({"contact": {"business_emails": [{"email": "bob@other.example"}]}})
     assert OptOuts().allows({"contact": {"business_emails": [{"email": JANE_EMAIL}]}})
+    # A known URL that is not on the list lets the person through; one that is, does not.
+    assert opt_outs.allows({}, None, "https://www.linkedin.com/in/someone-else-42")
+    assert not opt_outs.allows({}, "https://www.linkedin.com/in/someone-else-42", JANE_URL)
+    assert opt_outs.names_url(JANE_URL)
+    assert not opt_outs.names_url("https://www.linkedin.com/in/someone-else-42")
 
 
 # --- the opt-out file --------------------------------------------------------------------------------------------

@@ -7,9 +7,14 @@ answer was lost, bracket it. Every row then checks that the fault really fired, 
 that an error (or the note of an incomplete result) names its cause and the next step and tells the truth about
 what was charged, and that a normal call on the same connection still works and is booked exactly.
 
-The matrix runs against both upstream revisions. The fault hits each tool's first request: the email look-up's is
-today's contact enrich (the overview's single enrich). Today's email look-up also has a last, profile step (the
-URL-keyed enrich, after the paid contact enrich and person search): rows of their own fault that one.
+The matrix runs against both upstream revisions, and with and without `x-credits-used` (conftest `CREDIT_MODES`:
+without it the server computes each charge from the answer). The fault hits each tool's first request: the email
+look-up's is today's contact enrich (the overview's single enrich). Today's email look-up also has a last, profile
+step (the URL-keyed enrich, after the paid contact enrich and person search): rows of their own fault that one.
+Two more targets: a fresh fetch (`force_fetch`: today's Live Enrich, the overview's enrich with the flag), and a
+later batch failing after an earlier one was paid (a search whose 27 results are enriched in batches of 25 and 2:
+the fault hits the second enrich request). Today's URL look-up with a contact field has a later step too (the
+contact enrich after the paid profile request): rows of their own, like the email look-up's profile step.
 """
 
 from __future__ import annotations
@@ -43,8 +48,14 @@ from tests.reliability_support import (  # canary_guard: autouse, imported to ap
     structured,
 )
 
-Target = Literal["url", "email", "search@search", "search@enrich", "email@enrich"]
-TARGETS: tuple[Target, ...] = ("url", "email", "search@search", "search@enrich")
+Target = Literal[
+    "url", "email", "search@search", "search@enrich", "email@enrich", "url@live", "url@contact", "search@batch2"
+]
+TARGETS: tuple[Target, ...] = ("url", "email", "search@search", "search@enrich", "url@live", "search@batch2")
+# Targets whose fault hits a later request of the call: an earlier one was answered (and paid) before it.
+LATER_STEP: tuple[Target, ...] = ("email@enrich", "url@contact", "search@batch2")
+CONTACT_FIELDS = ["basic_profile.name", "contact.phone_numbers"]
+BATCHED = 27  # identifiers (or search results) of a later-batch row: one batch of 25, then one of 2
 OK = "ok"
 INCOMPLETE = "ok, incomplete"
 SEARCH_LIMIT = 3
@@ -56,6 +67,9 @@ FAULTED_WORST: dict[Target, Decimal] = {
     "search@search": Decimal("0.03") * SEARCH_LIMIT,
     "search@enrich": Decimal(SEARCH_LIMIT),
     "email@enrich": Decimal(2),  # the profiles of the two best candidates
+    "url@live": Decimal(14),  # two fresh fetches at 7
+    "url@contact": Decimal(4),  # two phone tiers at 2
+    "search@batch2": Decimal(2),  # the second batch: two profiles
 }
 
 
@@ -68,6 +82,7 @@ class Fault:
     seen: dict[str, int]  # requests the sandbox recorded on the faulted endpoint, by status
     causes: tuple[str, ...] = ()  # one of these must appear in the error message
     lost_answer: bool = False  # timeout/reset: billed is only bracketed by spent and spent + unverified
+    unreadable: bool = False  # so is an unreadable answer that did not say what it billed (no x-credits-used)
     settings: dict[str, Any] = field(default_factory=dict[str, Any])
 
     @property
@@ -91,8 +106,12 @@ FAULTS: dict[str, Fault] = {
         settings={"request_timeout": 0.5},
     ),
     "slow answer": Fault({"kind": "latency", "ms": 300}, OK, {"200": 1}),
-    "malformed json": Fault({"kind": "malformed"}, "upstream_bad_response", {"200": 1}, ("unreadable",)),
-    "truncated json": Fault({"kind": "truncated"}, "upstream_bad_response", {"200": 1}, ("unreadable",)),
+    "malformed json": Fault(
+        {"kind": "malformed"}, "upstream_bad_response", {"200": 1}, ("unreadable",), unreadable=True
+    ),
+    "truncated json": Fault(
+        {"kind": "truncated"}, "upstream_bad_response", {"200": 1}, ("unreadable",), unreadable=True
+    ),
     "connection reset": Fault(
         {"kind": "reset"}, "upstream_outcome_unknown", {"reset": 1}, ("dropped the connection",), lost_answer=True
     ),
@@ -115,9 +134,16 @@ def expected_outcome(fault: Fault, target: Target) -> str:
     look-up keeps its paid contact answers (the candidates and their scores) whatever fails the profile step."""
     if target == "search@enrich" and fault.outcome in ("upstream_bad_response", "upstream_outcome_unknown"):
         return INCOMPLETE
-    if target == "email@enrich" and fault.outcome != OK:
-        return INCOMPLETE
+    if target in LATER_STEP and fault.outcome != OK:
+        return INCOMPLETE  # what the earlier requests bought is kept (it was paid for); the note says what is missing
     return fault.outcome
+
+
+def expected_seen(fault: Fault, target: Target) -> dict[str, int]:
+    """The faulted endpoint's requests by status: a later-batch row's first batch was answered normally."""
+    if target != "search@batch2":
+        return fault.seen
+    return {**fault.seen, "200": fault.seen.get("200", 0) + 1}
 
 
 def _rows() -> Iterator[Any]:
@@ -129,15 +155,23 @@ def _rows() -> Iterator[Any]:
 
 
 ROWS = list(_rows())
-EMAIL_PROFILE_ROWS = [pytest.param(name, id=f"{name} -> email@enrich") for name in FAULTS]
+# Today's split look-ups: a fault on the step after a paid one (the email look-up's profile step, the URL
+# look-up's contact step).
+SPLIT_STEPS: tuple[Target, ...] = ("email@enrich", "url@contact")
+LATER_STEP_ROWS = [pytest.param(name, step, id=f"{name} -> {step}") for name in FAULTS for step in SPLIT_STEPS]
 FAULTS_INJECTED = sum(fault.injected for fault in FAULTS.values()) * len(TARGETS)
 
 
 @pytest.fixture(scope="module")
-def matrix_sandbox(revision: str) -> Iterator[SandboxServer]:
+def matrix_sandbox(revision: str, credits_header: bool) -> Iterator[SandboxServer]:
     """A sandbox of its own (faults never leak into other tests), without rate limits of its own."""
     config = SandboxConfig(
-        revision=cast(Any, revision), people=300, companies=30, rate_limits_enabled=False, rate_window=0.5
+        revision=cast(Any, revision),
+        people=300,
+        companies=30,
+        credits_header=credits_header,
+        rate_limits_enabled=False,
+        rate_window=0.5,
     )
     with SandboxServer(config) as server:
         yield server
@@ -149,23 +183,41 @@ class Row:
     def __init__(self, target: Target, upstream: Sandbox, offset: int, revision: str) -> None:
         self.target = target
         self.revision = revision
-        self.urls = upstream.identifiers("url", 4, offset=offset) if target == "url" else []
-        self.emails = upstream.identifiers("email", 4, offset=offset) if target.startswith("email") else []
+        self.per_call = {"search@batch2": BATCHED, "search@search": SEARCH_LIMIT, "search@enrich": SEARCH_LIMIT}.get(
+            target, 2
+        )
+        wanted = 2 * self.per_call
+        self.urls = upstream.identifiers("url", wanted, offset=offset) if target.startswith("url") else []
+        self.emails = upstream.identifiers("email", wanted, offset=offset) if target.startswith("email") else []
 
     def call(self, second: bool = False) -> tuple[str, dict[str, Any]]:
-        half = slice(2, 4) if second else slice(0, 2)
-        if self.target == "url":
-            return "enrich_person_by_url", {"professional_network_profile_urls": self.urls[half]}
+        half = slice(self.per_call, None) if second else slice(0, self.per_call)
+        if self.target.startswith("url"):
+            arguments: dict[str, Any] = {"professional_network_profile_urls": self.urls[half]}
+            if self.target == "url@live":
+                arguments["force_fetch"] = True
+            if self.target == "url@contact":
+                arguments["fields"] = CONTACT_FIELDS
+            return "enrich_person_by_url", arguments
         if self.target.startswith("email"):
             return "enrich_person_by_email", {"business_emails": self.emails[half]}
         sorts = [{"field": "crustdata_person_id", "order": "desc" if second else "asc"}]
-        return "search_then_enrich", {"filters": TITLE, "sorts": sorts, "limit": SEARCH_LIMIT}
+        return "search_then_enrich", {"filters": TITLE, "sorts": sorts, "limit": self.per_call}
 
     @property
     def faulted_endpoint(self) -> str:
         if self.target == "email":  # the look-up's first request
             return per_revision(self.revision, current="contact", overview="enrich")
+        if self.target == "url@live":
+            return per_revision(self.revision, current="live", overview="enrich")
+        if self.target == "url@contact":
+            return "contact"
         return "search" if self.target == "search@search" else "enrich"
+
+    @property
+    def rule(self) -> dict[str, Any]:
+        """Where the fault is armed: the faulted endpoint, after the first batch's request on a later-batch row."""
+        return {"endpoint": self.faulted_endpoint, "after": 1 if self.target == "search@batch2" else 0}
 
 
 def _check_outcome(result: CallToolResult, expected: str, fault: Fault, books_delta: Books) -> None:
@@ -188,33 +240,43 @@ def _check_outcome(result: CallToolResult, expected: str, fault: Fault, books_de
 @pytest.mark.anyio
 @pytest.mark.parametrize(("fault_name", "target"), ROWS)
 async def test_every_fault_gives_a_clear_outcome_exact_books_and_a_working_server(
-    matrix_sandbox: SandboxServer, revision: str, fault_name: str, target: Target
+    matrix_sandbox: SandboxServer, revision: str, credits_header: bool, fault_name: str, target: Target
 ) -> None:
     index = list(FAULTS).index(fault_name) * len(TARGETS) + TARGETS.index(target)
-    await _run_row(matrix_sandbox, revision, fault_name, target, f"matrix-{index}", offset=4 * index)
+    label = f"matrix-{index}"
+    await _run_row(matrix_sandbox, revision, credits_header, fault_name, target, label, offset=(4 * index) % 240)
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("revision", ["current"], indirect=True)  # the overview's email look-up is one request
-@pytest.mark.parametrize("fault_name", EMAIL_PROFILE_ROWS)
-async def test_every_fault_on_the_profile_step_of_an_email_look_up_keeps_the_paid_answers_and_says_so_truthfully(
-    matrix_sandbox: SandboxServer, revision: str, fault_name: str
+@pytest.mark.parametrize(("fault_name", "step"), LATER_STEP_ROWS)
+async def test_every_fault_on_the_later_step_of_a_split_look_up_keeps_the_paid_answers_and_says_so_truthfully(
+    matrix_sandbox: SandboxServer, revision: str, credits_header: bool, fault_name: str, step: Target
 ) -> None:
-    index = list(FAULTS).index(fault_name) * len(TARGETS) + TARGETS.index("email")  # the email row's addresses
-    await _run_row(matrix_sandbox, revision, fault_name, "email@enrich", f"matrix-profile-{index}", offset=4 * index)
+    index = list(FAULTS).index(fault_name) * len(TARGETS) + TARGETS.index("email")  # the email row's identifiers
+    label = f"matrix-{step}-{index}"
+    await _run_row(matrix_sandbox, revision, credits_header, fault_name, step, label, offset=(4 * index) % 240)
 
 
 async def _run_row(
-    matrix_sandbox: SandboxServer, revision: str, fault_name: str, target: Target, label: str, offset: int
+    matrix_sandbox: SandboxServer,
+    revision: str,
+    credits_header: bool,
+    fault_name: str,
+    target: Target,
+    label: str,
+    offset: int,
 ) -> None:
     fault = FAULTS[fault_name]
+    # What the faulted request billed is unknown when no answer came back, or an unreadable one did not say.
+    unknown = fault.lost_answer or (fault.unreadable and not credits_header)
     upstream = Sandbox(matrix_sandbox.url, canary_key(label))
     row = Row(target, upstream, offset, revision)
-    settings = settings_for(upstream.url, upstream.key, confirm_above=100, **fault.settings)
+    settings = settings_for(upstream.url, upstream.key, confirm_above=100, session_budget=200, **fault.settings)
     upstream.clear_faults()
     async with Client(build_server(settings)) as client:
         before = await books(client)
-        upstream.arm(**fault.rule, endpoint=row.faulted_endpoint)
+        upstream.arm(**fault.rule, **row.rule)
         tool, arguments = row.call()
         with anyio.fail_after(20):
             result = await client.call_tool(tool, arguments)
@@ -230,11 +292,11 @@ async def _run_row(
     # Checked outside the connection, so a failure is reported as itself rather than inside a task group.
     assert fired == fault.injected, f"the fault fired {fired} times, armed for {fault.injected}"
     _check_outcome(result, expected_outcome(fault, target), fault, delta(after, before))
-    assert seen == fault.seen
+    assert seen == expected_seen(fault, target)
     if result.is_error:
         assert_truthful(text_of(result), delta(after, before))
-    assert_books_match_ledger(after, billed, outcome_unknown=fault.lost_answer)
-    if fault.lost_answer and after.unverified != FAULTED_WORST[target]:
+    assert_books_match_ledger(after, billed, outcome_unknown=unknown)
+    if unknown and after.unverified != FAULTED_WORST[target]:
         raise InvariantBroken(
             f"{after.unverified} credits kept unverified; the lost request could have cost {FAULTED_WORST[target]}"
         )
@@ -250,5 +312,5 @@ def test_the_matrix_covers_every_fault_kind_and_every_tool_that_calls_the_upstre
     statuses = {fault.rule.get("status") for fault in FAULTS.values()} - {None}
     assert kinds == {"status", "latency", "timeout", "malformed", "truncated", "reset"}
     assert statuses == {401, 402, 403, 429, 500, 502, 503}
-    assert len(ROWS) == len(FAULTS) * len(TARGETS) == 52
-    assert FAULTS_INJECTED == 4 * (2 + 1 + 1 + 3 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1) == 64
+    assert len(ROWS) == len(FAULTS) * len(TARGETS) == 78
+    assert FAULTS_INJECTED == 6 * (2 + 1 + 1 + 3 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1) == 96

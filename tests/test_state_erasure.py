@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from person_enrich_mcp.state import MemoryStore
+from person_enrich_mcp.errors import ConfigurationError
+from person_enrich_mcp.state import MemoryStore, check_cache_url, describe_store, open_cache_store
 from person_enrich_mcp.state.sqlite import SQLiteStore
 from tests.privacy_helpers import redis_traces, sqlite_traces
 from tests.state_fixtures import Backend, FakeClock, RedisServer
@@ -117,3 +118,40 @@ async def test_a_replaced_value_leaves_no_old_copy_in_sqlite_after_the_next_purg
 
     assert _traces(backend, request) == []
     assert await backend.store.cache_get("profile:a:1") == "a narrower answer about someone"
+
+
+# --- naming and opening the stores ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://localhost:6379/0", "redis://localhost:6379/0"),
+        ("redis://user:secret@cache.internal:6380/1", "redis://cache.internal:6380/1"),
+        ("redis://:secret@cache.internal/2", "redis://cache.internal/2"),
+        ("redis://user@cache.internal/3", "redis://cache.internal/3"),
+        ("sqlite:////var/lib/pe/state.db", "sqlite:////var/lib/pe/state.db"),
+    ],
+)
+def test_a_store_url_is_logged_without_its_user_name_or_password(url: str, shown: str) -> None:
+    assert describe_store(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"), [(" Shared ", "shared"), ("memory://", "memory"), ("redis://localhost/0", "redis")]
+)
+def test_the_cache_url_names_the_shared_store_or_a_backend(url: str, kind: str) -> None:
+    assert check_cache_url(url) == kind
+
+
+def test_the_shared_cache_lives_in_the_state_store_and_any_other_is_its_own() -> None:
+    state = MemoryStore()
+
+    assert open_cache_store("shared", state) == (state, False)
+    own, closes = open_cache_store("memory://", state)
+    assert isinstance(own, MemoryStore) and own is not state and closes is True
+
+
+def test_a_bad_cache_url_names_the_cache_setting() -> None:
+    with pytest.raises(ConfigurationError, match="PERSON_ENRICH_CACHE_URL: unknown scheme 'ftp'"):
+        open_cache_store("ftp://x", MemoryStore())

@@ -361,11 +361,17 @@ def _describe(exc: PersonEnrichError) -> str:
     if isinstance(exc, NotFoundError):
         return f"The Person API found no data (404){_ref(exc)}. Nothing was charged."
     if isinstance(exc, APIResponseError):
-        charged = (
-            f" The upstream reported {format_credits(exc.credits_used)} credits used for it, which are recorded."
-            if exc.credits_used
-            else ""
-        )
+        if exc.credits_used is None:
+            charged = (
+                " It did not say what it billed, so the most it could have cost stays counted against the session "
+                "budget (see get_budget)."
+            )
+        elif exc.credits_used:
+            charged = (
+                f" The upstream reported {format_credits(exc.credits_used)} credits used for it, which are recorded."
+            )
+        else:
+            charged = ""
         return (
             f"The Person API sent an unreadable answer{_ref(exc)}.{charged} It was not retried automatically, "
             "because a retry would be charged again; call again only if the data is still needed."

@@ -86,15 +86,30 @@ def _check_length(raw: str) -> str:
     return value
 
 
-# Both normalisers are pure functions of their input, and a call checks its identifiers twice (when pricing the
-# confirmation and again in the tool), while agents repeat look-ups: answers are kept for the strings seen lately.
-@lru_cache(maxsize=2048)
 def normalise_profile_url(raw: str) -> str:
     """Return the canonical `https://www.linkedin.com/in/<slug>` form of a profile URL.
 
     Accepts `http`, no scheme, no `www.`, country sub-domains, upper-case hosts, a trailing slash, a query
     string and a fragment (both dropped). Rejects other hosts, credentials, ports, and anything that is not
     a single `/in/<slug>` path.
+
+    Raises:
+        IdentifierRejected: with a reason a model can act on.
+    """
+    return _profile_url_seen_lately(raw)
+
+
+def normalise_business_email(raw: str) -> str:
+    """Return a lower-cased business email address.
+
+    Raises:
+        IdentifierRejected: for malformed addresses, display-name forms, and personal mailbox domains.
+    """
+    return _business_email_seen_lately(raw)
+
+
+def _canonical_profile_url(raw: str) -> str:
+    """The canonical form of a profile URL (`normalise_profile_url`, uncached).
 
     Raises:
         IdentifierRejected: with a reason a model can act on.
@@ -110,15 +125,15 @@ def normalise_profile_url(raw: str) -> str:
         raise IdentifierRejected("not a valid URL; expected https://www.linkedin.com/in/<slug>") from None
     if parts.scheme.lower() not in ("http", "https"):
         raise IdentifierRejected("not an http(s) URL; expected https://www.linkedin.com/in/<slug>")
-    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+    if "@" in parts.netloc:  # a user name, a password or both
         raise IdentifierRejected("URL must not contain credentials")
     try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if port is not None:
+        has_port = parts.port is not None
+    except ValueError:  # a port that is not a number
+        has_port = True
+    if has_port:
         raise IdentifierRejected("URL must not name a port")
-    host = (parts.hostname or "").rstrip(".").lower()
+    host = (parts.hostname or "").rstrip(".")  # `hostname` is lower case already
     if not _HOST_RE.fullmatch(host):
         raise IdentifierRejected("not a professional network profile URL; expected https://www.linkedin.com/in/<slug>")
     segments = [s for s in parts.path.split("/") if s]
@@ -126,9 +141,10 @@ def normalise_profile_url(raw: str) -> str:
         if segments and segments[0].lower() == "pub":
             raise IdentifierRejected("legacy /pub/ URL; open the profile and use its /in/<slug> URL")
         raise IdentifierRejected("expected a single /in/<slug> path, e.g. https://www.linkedin.com/in/jane-doe")
-    slug = unquote(segments[1], errors="strict")
-    # After one round of decoding a slug holds no "%": one that does was double-encoded or malformed.
-    if "%" in slug or not _SLUG_CHARS_RE.fullmatch(slug) or slug.strip(".-") == "":
+    # Invalid UTF-8 in an escape decodes to U+FFFD, which no slug holds. After one round of decoding a slug holds
+    # no "%" either (not a slug character): one that does was double-encoded or malformed.
+    slug = unquote(segments[1])
+    if not _SLUG_CHARS_RE.fullmatch(slug) or slug.strip(".-") == "":
         raise IdentifierRejected("the profile slug has characters a profile URL cannot have")
     if not MIN_SLUG_LENGTH <= len(slug) <= MAX_SLUG_LENGTH:
         size = "too short" if len(slug) < MIN_SLUG_LENGTH else "too long"
@@ -137,12 +153,12 @@ def normalise_profile_url(raw: str) -> str:
             f"{MAX_SLUG_LENGTH}): check that the URL was copied whole"
         )
     # Canonical form: lower case, non-ASCII percent-encoded (as profile URLs are shared), so it is stable.
-    return PROFILE_URL_PREFIX + quote(slug.lower(), safe="-_.")
+    # (A slug holds no "/", and letters, digits, "-", "_" and "." are never encoded.)
+    return PROFILE_URL_PREFIX + quote(slug.lower())
 
 
-@lru_cache(maxsize=2048)
-def normalise_business_email(raw: str) -> str:
-    """Return a lower-cased business email address.
+def _canonical_business_email(raw: str) -> str:
+    """A business email address, lower-cased (`normalise_business_email`, uncached).
 
     Raises:
         IdentifierRejected: for malformed addresses, display-name forms, and personal mailbox domains.
@@ -162,6 +178,14 @@ def normalise_business_email(raw: str) -> str:
             "would always miss and was not sent (no credits spent)"
         )
     return lowered
+
+
+# Both normalisers are pure functions of their input, and a call checks its identifiers twice (when pricing the
+# confirmation and again in the tool), while agents repeat look-ups: answers are kept for the strings seen lately.
+# The caches wrap the plain checks rather than decorating them, so the checks stay ordinary functions that the
+# mutation run (`scripts/mutation`, which skips decorated functions) can break.
+_profile_url_seen_lately = lru_cache(maxsize=2048)(_canonical_profile_url)
+_business_email_seen_lately = lru_cache(maxsize=2048)(_canonical_business_email)
 
 
 def _echo(raw: str) -> str:

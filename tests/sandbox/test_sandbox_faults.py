@@ -58,6 +58,7 @@ def _wait_until(predicate: Any, what: str, timeout: float = 5.0) -> None:
         ("kind=timeout,count=1", FaultRule("timeout", count=1)),
         ("kind=reset", FaultRule("reset", count=1)),
         (" kind = latency , ms = 250 , count = 3 ", FaultRule("latency", count=3, ms=250)),
+        ("kind=reset,after=1,endpoint=enrich", FaultRule("reset", count=1, after=1, endpoint="enrich")),
         (
             "kind=status,status=403,reason=fields,denied_fields=skills|honors",
             FaultRule("status", status=403, reason="fields", denied_fields=("skills", "honors")),
@@ -80,6 +81,7 @@ def test_fault_specs_parse_into_rules(spec: str, expected: FaultRule) -> None:
         ("kind=timeout,rate=0.5,count=2", "either rate or count"),
         ("kind=timeout,rate=1.5", "between 0 and 1"),
         ("kind=timeout,count=0", "at least 1"),
+        ("kind=timeout,after=-1", "after must be at least 0"),
         ("kind=latency", "kind=latency needs ms="),
         ("kind=timeout,ms=5", "ms only applies to kind=latency"),
         ("kind=reset,endpoint=identify", "fault endpoint must be one of"),
@@ -101,6 +103,7 @@ _rules = st.one_of(
         FaultRule,
         kind=st.just("status"),
         count=st.integers(1, 1000),
+        after=st.integers(0, 5),
         endpoint=st.sampled_from([None, "enrich", "search"]),
         status=st.sampled_from(FAULT_STATUSES),
     ),
@@ -232,6 +235,20 @@ def test_count_rules_fire_for_the_next_n_matching_requests_only(small: SandboxSe
     assert enrich.status_code == 200  # other endpoint: untouched, count not consumed
     assert statuses == [503, 503, 200]
     assert listed["remaining"] == 0 and listed["applied"] == 2
+
+
+def test_a_rule_with_after_lets_that_many_matching_requests_through_before_it_fires(small: SandboxServer) -> None:
+    with http_client(small.url) as http:
+        rule = {"kind": "status", "status": 503, "count": 1, "after": 2, "endpoint": "search"}
+        assert http.post("/_sandbox/faults", json=rule).json()["added"][0]["after"] == 2
+        urls = sample(http, "url", 1)
+        enrich = http.post("/person/enrich", json={"professional_network_profile_urls": urls}, headers=headers_for("k"))
+        statuses = [_search(http).status_code for _ in range(4)]
+        [listed] = http.get("/_sandbox/faults").json()["rules"]
+        http.delete("/_sandbox/faults")
+    assert enrich.status_code == 200  # another endpoint is not counted
+    assert statuses == [200, 200, 503, 200]
+    assert listed["remaining"] == 0 and listed["applied"] == 1
 
 
 def test_rate_rules_draw_from_a_seeded_rng(make_server: ServerFactory) -> None:
@@ -390,12 +407,12 @@ def test_faults_can_be_added_listed_and_cleared_at_run_time(make_server: ServerF
         assert [r["id"] for r in added] == [2, 3]
         listed = http.get("/_sandbox/faults").json()["rules"]
         assert listed == [
-            {"id": 1, "kind": "status", "rate": 0.0, "count": None, "endpoint": None, "status": 500, "reason": None,
-             "ms": None, "denied_fields": None, "remaining": None, "applied": 0},
-            {"id": 2, "kind": "reset", "rate": None, "count": 2, "endpoint": None, "status": None, "reason": None,
-             "ms": None, "denied_fields": None, "remaining": 2, "applied": 0},
-            {"id": 3, "kind": "latency", "rate": None, "count": 1, "endpoint": "enrich", "status": None, "reason": None,
-             "ms": 5, "denied_fields": None, "remaining": 1, "applied": 0},
+            {"id": 1, "kind": "status", "rate": 0.0, "count": None, "after": 0, "endpoint": None, "status": 500,
+             "reason": None, "ms": None, "denied_fields": None, "remaining": None, "applied": 0},
+            {"id": 2, "kind": "reset", "rate": None, "count": 2, "after": 0, "endpoint": None, "status": None,
+             "reason": None, "ms": None, "denied_fields": None, "remaining": 2, "applied": 0},
+            {"id": 3, "kind": "latency", "rate": None, "count": 1, "after": 0, "endpoint": "enrich", "status": None,
+             "reason": None, "ms": 5, "denied_fields": None, "remaining": 1, "applied": 0},
         ]  # fmt: skip
         assert http.delete("/_sandbox/faults").json() == {"cleared": 3}
         assert http.get("/_sandbox/faults").json() == {"rules": []}

@@ -37,7 +37,7 @@ FAULT_REASONS: tuple[str, ...] = ("credits", "fields")
 MAX_LATENCY_MS = 120_000
 DEFAULT_DENIED_FIELDS: tuple[str, ...] = ("certifications",)
 
-_RULE_KEYS = ("kind", "rate", "count", "endpoint", "status", "reason", "ms", "denied_fields")
+_RULE_KEYS = ("kind", "rate", "count", "after", "endpoint", "status", "reason", "ms", "denied_fields")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +52,8 @@ class FaultRule:
     reason: Literal["credits", "fields"] | None = None
     ms: int | None = None
     denied_fields: tuple[str, ...] | None = None
+    # Matching requests let through untouched before the rule starts to fire (a later batch of a call).
+    after: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -65,6 +67,8 @@ class FaultRule:
             raise ConfigError(f"fault rate must be between 0 and 1; got {self.rate}")
         if self.count is not None and self.count < 1:
             raise ConfigError(f"fault count must be at least 1; got {self.count}")
+        if self.after < 0:
+            raise ConfigError(f"fault after must be at least 0; got {self.after}")
         if self.endpoint is not None and self.endpoint not in ENDPOINTS:
             raise ConfigError(f"fault endpoint must be one of {', '.join(ENDPOINTS)}; got {self.endpoint!r}")
         self._check_kind_specific()
@@ -141,6 +145,7 @@ class FaultRule:
             kind=kind,
             rate=rate,
             count=_integer(data.get("count"), "count", coerce_strings),
+            after=_integer(data.get("after"), "after", coerce_strings) or 0,
             endpoint=cast("Endpoint | None", endpoint),
             status=_integer(data.get("status"), "status", coerce_strings),
             reason=cast("Literal['credits', 'fields'] | None", reason),
@@ -154,6 +159,7 @@ class FaultRule:
             "kind": self.kind,
             "rate": self.rate,
             "count": self.count,
+            "after": self.after,
             "endpoint": self.endpoint,
             "status": self.status,
             "reason": self.reason,

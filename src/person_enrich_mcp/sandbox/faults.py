@@ -18,6 +18,7 @@ class ActiveRule:
     rule: FaultRule
     remaining: int | None
     applied: int = 0
+    skipped: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The rule as listed by `GET /_sandbox/faults`."""
@@ -61,6 +62,9 @@ class FaultInjector:
             for active in self._rules:
                 rule = active.rule
                 if rule.endpoint is not None and rule.endpoint != endpoint:
+                    continue
+                if active.skipped < rule.after:
+                    active.skipped += 1
                     continue
                 if active.remaining is not None:
                     if active.remaining <= 0:

@@ -230,15 +230,18 @@ async def _booked_search(
 ) -> SearchPage:
     """The search request and the booking of its credits.
 
-    An unreadable answer is charged what the upstream reported (else a full page); a lost one is held as
-    unverified at a full page, because whether it was billed is unknown; an error answer that reported a bill is
-    charged that bill.
+    An unreadable answer is charged what the upstream reported; a lost one, or an unreadable one that did not say,
+    is held as unverified at a full page, because whether it was billed is unknown; an error answer that reported a
+    bill is charged that bill.
     """
     row = prices.search_row(call.asked)
     try:
         result = await app.api.search(request)
     except APIResponseError as exc:
-        _charge(app, reservation, exc.credits_used if exc.credits_used is not None else row * call.limit)
+        if exc.credits_used is not None:
+            _charge(app, reservation, exc.credits_used)
+        else:
+            reservation.charge_unverified(row * call.limit)
         raise
     except APIOutcomeUnknownError:
         reservation.charge_unverified(row * call.limit)

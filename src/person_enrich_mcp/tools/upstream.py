@@ -2,9 +2,10 @@
 
 What an answer cost is what it says in `x-credits-used`; when it does not say (the header is on no docs page),
 it is computed from the answer with the account's prices: enrich and live per matched profile, contact tiers per
-tier actually returned per matched person, search per result. A request whose outcome is unknown keeps its worst
-case as unverified spend. The first request to fail stops the rest: what came back before it is kept (and was
-paid for); a failure of the very first request is raised.
+tier actually returned per matched person, search per result. A request whose outcome is unknown (no answer, or
+an unreadable one that did not say what it billed) keeps its worst case as unverified spend. The first request to
+fail stops the rest: what came back before it is kept (and was paid for); a failure of the very first request is
+raised.
 """
 
 from __future__ import annotations
@@ -136,8 +137,12 @@ class Runner:
         try:
             return await request()
         except APIResponseError as exc:
-            # Answered but unreadable: the upstream said what it billed, so that is what is recorded.
-            self._book(exc.credits_used if exc.credits_used is not None else worst)
+            # Answered but unreadable: what the upstream said it billed is recorded; when it did not say, nobody
+            # knows, so the worst case stays counted as unverified (as for a lost answer).
+            if exc.credits_used is not None:
+                self._book(exc.credits_used)
+            else:
+                self._reservation.charge_unverified(worst)
             self.failure = exc
             return None
         except APIOutcomeUnknownError as exc:
