@@ -132,7 +132,9 @@ async def test_a_declined_confirmation_spends_nothing(
         )
         books = _structured(await client.call_tool("get_budget", {}))
     assert result.is_error
-    assert _structured(result)["error"]["code"] == "confirmation_declined"
+    error = _structured(result)["error"]
+    assert (error["code"], error["estimate"], error["remaining"]) == ("confirmation_declined", "16.00", "50.00")
+    assert "the user did not approve spending up to 16.00 credits" in text_of(result)
     assert (books["spent"], books["reserved"]) == ("0.00", "0.00")
     upstream.assert_nothing_billable_sent()
 
@@ -144,12 +146,168 @@ async def test_without_elicitation_max_credits_at_or_above_the_estimate_confirms
     urls = sample_identifiers(upstream.url, "url", 8, offset=150)
     args = {"professional_network_profile_urls": urls, "fields": BUSINESS_EMAIL}
     refused = await client.call_tool("enrich_person_by_url", args)
-    assert refused.is_error and _structured(refused)["error"]["code"] == "confirmation_required"
+    error = _structured(refused)["error"]
+    assert (error["code"], error["estimate"], error["remaining"]) == ("confirmation_required", "16.00", "50.00")
+    assert "above the confirmation threshold of 15.00" in text_of(refused)
     assert "max_credits=16.00" in text_of(refused)
+    # The ways to spend less are named, after the way to confirm.
+    assert "or lower the cost (drop contact.business_emails (+1.00 a profile); look up fewer people)." in text_of(
+        refused
+    )
     upstream.assert_nothing_billable_sent()
     confirmed = await client.call_tool("enrich_person_by_url", {**args, "max_credits": 16})
     assert confirmed.is_error is False
     assert Decimal(_structured(confirmed)["receipt"]["charged"]) == upstream.billed()
+
+
+@pytest.mark.anyio
+async def test_a_call_costing_exactly_the_confirmation_threshold_runs_without_asking(upstream: Upstream) -> None:
+    urls = sample_identifiers(upstream.url, "url", 2, offset=160)
+    asker = Asker("decline")
+    server = build_server(settings_for(upstream.url, upstream.key, confirm_above=Decimal(2)))
+    async with Client(server, elicitation_callback=asker) as client:
+        result = await client.call_tool("enrich_person_by_url", {"professional_network_profile_urls": urls})
+    assert result.is_error is False, text_of(result)
+    assert asker.questions == []  # 2.00 is not above a threshold of 2.00
+    assert Decimal(_structured(result)["receipt"]["charged"]) == upstream.billed() == 2
+
+
+@pytest.mark.anyio
+async def test_a_large_call_over_its_own_max_credits_is_refused_without_asking_the_user(upstream: Upstream) -> None:
+    urls = sample_identifiers(upstream.url, "url", 8, offset=170)
+    asker = Asker("accept")
+    async with Client(build_server(settings_for(upstream.url, upstream.key)), elicitation_callback=asker) as client:
+        result = await client.call_tool(
+            "enrich_person_by_url",
+            {"professional_network_profile_urls": urls, "fields": BUSINESS_EMAIL, "max_credits": 10},
+        )
+    assert asker.questions == []  # the call's own ceiling already refuses 16.00: no question to ask
+    error = _structured(result)["error"]
+    assert (error["code"], error["estimate"], error["remaining"]) == ("max_credits_exceeded", "16.00", "50.00")
+    assert "above max_credits=10.00" in text_of(result)
+    upstream.assert_nothing_billable_sent()
+
+
+@pytest.mark.anyio
+async def test_a_large_call_over_the_budget_is_refused_with_the_figures_without_asking_the_user(
+    upstream: Upstream,
+) -> None:
+    urls = sample_identifiers(upstream.url, "url", 8, offset=180)
+    asker = Asker("accept")
+    server = build_server(settings_for(upstream.url, upstream.key, session_budget=10))
+    async with Client(server, elicitation_callback=asker) as client:
+        result = await client.call_tool(
+            "enrich_person_by_url", {"professional_network_profile_urls": urls, "fields": BUSINESS_EMAIL}
+        )
+    assert asker.questions == []  # no approval could make 16.00 fit in 10.00
+    error = _structured(result)["error"]
+    assert (error["code"], error["estimate"], error["remaining"]) == ("budget_exceeded", "16.00", "10.00")
+    upstream.assert_nothing_billable_sent()
+
+
+@pytest.mark.anyio
+async def test_a_large_call_that_uses_exactly_the_whole_budget_still_asks_the_user(upstream: Upstream) -> None:
+    urls = sample_identifiers(upstream.url, "url", 8, offset=190)
+    asker = Asker("decline")
+    server = build_server(settings_for(upstream.url, upstream.key, session_budget=16))
+    async with Client(server, elicitation_callback=asker) as client:
+        result = await client.call_tool(
+            "enrich_person_by_url", {"professional_network_profile_urls": urls, "fields": BUSINESS_EMAIL}
+        )
+    assert len(asker.questions) == 1 and "16.00 credits" in asker.questions[0]
+    assert _structured(result)["error"]["code"] == "confirmation_declined"
+    upstream.assert_nothing_billable_sent()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("revision", ["current"], indirect=True)
+async def test_a_large_call_above_the_account_balance_is_refused_without_asking_the_user(upstream: Upstream) -> None:
+    assert upstream.post("/_sandbox/balance", {"credits": "10"}).status_code == 200
+    urls = sample_identifiers(upstream.url, "url", 8, offset=185)
+    asker = Asker("accept")
+    async with Client(build_server(settings_for(upstream.url, upstream.key)), elicitation_callback=asker) as client:
+        result = await client.call_tool(
+            "enrich_person_by_url", {"professional_network_profile_urls": urls, "fields": BUSINESS_EMAIL}
+        )
+    assert asker.questions == []  # no approval could make 16.00 fit in the account's 10.00
+    assert _structured(result)["error"]["code"] == "account_balance_low"
+    assert "Crustdata account has only 10.00 credits left" in text_of(result)
+    lower = "To spend less: drop contact.business_emails (+1.00 a profile); look up fewer people. Tell the user"
+    assert lower in text_of(result)
+    upstream.assert_nothing_billable_sent()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("revision", ["current"], indirect=True)
+async def test_a_call_costing_exactly_the_account_balance_runs_and_the_next_is_refused(
+    client: Client, upstream: Upstream
+) -> None:
+    assert upstream.post("/_sandbox/balance", {"credits": "2"}).status_code == 200
+    urls = sample_identifiers(upstream.url, "url", 3, offset=230)
+    fits = await client.call_tool("enrich_person_by_url", {"professional_network_profile_urls": urls[:2]})
+    assert fits.is_error is False, text_of(fits)  # 2.00 is not above a balance of 2.00
+    refused = await client.call_tool("enrich_person_by_url", {"professional_network_profile_urls": urls[2:]})
+    error = _structured(refused)["error"]
+    assert (error["code"], error["estimate"], error["remaining"]) == ("account_balance_low", "1.00", "0.00")
+    # One profile with the default fields: no cheaper way to offer.
+    assert "Refused before spending anything: this call could cost up to 1.00 credits" in text_of(refused)
+    assert "the Crustdata account has only 0.00 credits left. Tell the user to top up" in text_of(refused)
+    assert upstream.billed() == 2
+
+
+@pytest.mark.anyio
+async def test_max_credits_approves_a_call_costing_exactly_the_model_approval_limit(upstream: Upstream) -> None:
+    urls = sample_identifiers(upstream.url, "url", 8, offset=175)
+    server = build_server(settings_for(upstream.url, upstream.key, model_approval_limit=Decimal(16)))
+    async with Client(server) as client:  # cannot show a prompt: only max_credits can approve
+        result = await client.call_tool(
+            "enrich_person_by_url",
+            {"professional_network_profile_urls": urls, "fields": BUSINESS_EMAIL, "max_credits": 16},
+        )
+    assert result.is_error is False, text_of(result)  # 16.00 is not above a limit of 16.00
+    assert Decimal(_structured(result)["receipt"]["charged"]) == upstream.billed() > 0
+
+
+@pytest.mark.anyio
+async def test_max_credits_zero_allows_a_call_served_wholly_from_the_cache(client: Client, upstream: Upstream) -> None:
+    urls = sample_identifiers(upstream.url, "url", 2, offset=195)
+    first = await client.call_tool("enrich_person_by_url", {"professional_network_profile_urls": urls})
+    billed = upstream.billed()
+    again = await client.call_tool(
+        "enrich_person_by_url", {"professional_network_profile_urls": urls, "max_credits": 0}
+    )
+    assert first.is_error is False and again.is_error is False, text_of(again)
+    receipt = _structured(again)["receipt"]
+    assert (receipt["estimated"], receipt["charged"], receipt["cache_hits"]) == ("0.00", "0.00", 2)
+    assert upstream.billed() == billed == 2
+
+
+@pytest.mark.anyio
+async def test_a_negative_max_credits_is_refused_naming_the_value(client: Client, upstream: Upstream) -> None:
+    urls = sample_identifiers(upstream.url, "url", 1, offset=198)
+    result = await client.call_tool(
+        "enrich_person_by_url", {"professional_network_profile_urls": urls, "max_credits": -1}
+    )
+    error = _structured(result)["error"]
+    assert (error["code"], error["estimate"], error["remaining"]) == ("max_credits_exceeded", "1.00", "50.00")
+    assert "max_credits must be 0 or more (got -1); it is the most this call may spend. Nothing was spent." in text_of(
+        result
+    )
+    upstream.assert_nothing_billable_sent()
+
+
+@pytest.mark.anyio
+async def test_a_refusal_with_no_cheaper_way_offers_none(upstream: Upstream) -> None:
+    # One profile with the default fields: nothing to drop and no fewer people to look up.
+    urls = sample_identifiers(upstream.url, "url", 1, offset=165)
+    server = build_server(settings_for(upstream.url, upstream.key, confirm_above=Decimal(0)))
+    async with Client(server) as client:
+        result = await client.call_tool("enrich_person_by_url", {"professional_network_profile_urls": urls})
+    error = _structured(result)["error"]
+    assert (error["code"], error["estimate"], error["remaining"]) == ("confirmation_required", "1.00", "50.00")
+    assert "more than the 0.00 credits a call's own max_credits may approve" in text_of(result)
+    assert "or lower the cost. Nothing was spent." in text_of(result)
+    upstream.assert_nothing_billable_sent()
 
 
 @pytest.mark.anyio
