@@ -27,6 +27,7 @@ from person_enrich_mcp.identifiers import IdentifierBatch, check_profile_urls
 from person_enrich_mcp.pricing import PriceTable
 from person_enrich_mcp.privacy.audit import AuditCall
 from person_enrich_mcp.privacy.guard import SUPPRESSED_FOUND, SUPPRESSED_UNSENT
+from person_enrich_mcp.privacy.subjects import profile_url_in
 from person_enrich_mcp.tools import upstream
 from person_enrich_mcp.tools.context import AppState
 from person_enrich_mcp.tools.empty_answers import EmptyAnswers
@@ -523,7 +524,7 @@ async def _fetch_emails(
 
 async def _profile_urls(runner: upstream.Runner, best: dict[str, EnrichMatch]) -> dict[str, str | None]:
     """Each email's best candidate's profile URL: from its data when the upstream gave one, else from its id."""
-    urls = {email: upstream.profile_url_of(match.person_data) for email, match in best.items()}
+    urls = {email: profile_url_in(match.person_data) for email, match in best.items()}
     ids = {email: upstream.person_id_of(best[email].person_data) for email, url in urls.items() if url is None}
     wanted = sorted({i for i in ids.values() if i is not None})
     if wanted and not runner.stopped:

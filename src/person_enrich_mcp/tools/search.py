@@ -26,6 +26,7 @@ from person_enrich_mcp.identifiers import IdentifierBatch, IdentifierRejected, c
 from person_enrich_mcp.pricing import PriceTable
 from person_enrich_mcp.privacy.audit import AuditCall
 from person_enrich_mcp.privacy.guard import OptOuts
+from person_enrich_mcp.privacy.subjects import profile_url_in
 from person_enrich_mcp.search_fields import SEARCH_FIELDS_RESOURCE_URI
 from person_enrich_mcp.search_rows import as_profile
 from person_enrich_mcp.tools import enrichment
@@ -59,7 +60,6 @@ from person_enrich_mcp.tools.search_page import (
     prepare,
     remarks_text,
 )
-from person_enrich_mcp.tools.upstream import profile_url_of
 
 TOOL = "search_then_enrich"
 MAX_LIMIT = 100
@@ -278,7 +278,7 @@ async def _rows_result(
     rows: list[dict[str, Any]] = []
     skipped = 0
     for row in page.profiles:
-        url = profile_url_of(row)
+        url = profile_url_in(row)
         if url is None:
             skipped += 1
             continue

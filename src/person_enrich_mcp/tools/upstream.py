@@ -40,6 +40,7 @@ from person_enrich_mcp.errors import (
 from person_enrich_mcp.fields import PROFILE_URL_PATH
 from person_enrich_mcp.identifiers import IdentifierRejected, normalise_business_email, normalise_profile_url
 from person_enrich_mcp.privacy.audit import AuditCall, IdentifierKind
+from person_enrich_mcp.privacy.subjects import profile_url_in
 from person_enrich_mcp.tools.context import AppState
 
 T = TypeVar("T")
@@ -338,23 +339,10 @@ async def profile_urls_of(runner: Runner, person_ids: list[int]) -> dict[int, st
             break
         for profile in page.profiles:
             person_id: Any = profile.get(PERSON_ID_PATH)
-            url = profile_url_of(profile)
+            url = profile_url_in(profile)
             if isinstance(person_id, int) and url is not None:
                 found[person_id] = url
     return found
-
-
-def profile_url_of(person_data: dict[str, Any]) -> str | None:
-    """The profile URL in a person's data, normalised, if it carries one."""
-    value: Any = person_data
-    for part in PROFILE_URL_PATH.split("."):
-        value = cast(dict[str, Any], value).get(part) if isinstance(value, dict) else None
-    if not isinstance(value, str):
-        return None
-    try:
-        return normalise_profile_url(value)
-    except IdentifierRejected:
-        return None
 
 
 def person_id_of(person_data: dict[str, Any]) -> int | None:
