@@ -195,8 +195,8 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-def child_pid(marker: str, *, unless: str | None = None) -> int:
-    """The pid of this process's one child whose command line contains `marker` (and not `unless`)."""
+def child_pids(marker: str, *, unless: str | None = None) -> list[int]:
+    """Pids of this process's children whose command line contains `marker` (and not `unless`)."""
     me = os.getpid()
     found: list[int] = []
     for entry in Path("/proc").iterdir():
@@ -210,6 +210,12 @@ def child_pid(marker: str, *, unless: str | None = None) -> int:
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         if ppid == me and marker in cmdline and (unless is None or unless not in cmdline):
             found.append(int(entry.name))
+    return found
+
+
+def child_pid(marker: str, *, unless: str | None = None) -> int:
+    """The pid of this process's one child whose command line contains `marker` (and not `unless`)."""
+    found = child_pids(marker, unless=unless)
     if len(found) != 1:
         raise RuntimeError(f"expected one child process matching {marker!r}, found {found}")
     return found[0]

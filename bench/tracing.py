@@ -10,11 +10,9 @@ the server's CPU time per call (from /proc), with the spans exported counted to 
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -26,6 +24,7 @@ from bench.common import (
     Figures,
     SandboxProcess,
     Sizes,
+    child_pids,
     cpu_seconds,
     median,
     new_key,
@@ -67,20 +66,8 @@ class _Receiver:
 
 
 def _children(marker: str) -> set[int]:
-    """Pids of this process's children whose command line contains `marker`."""
-    me = os.getpid()
-    found: set[int] = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == me and marker in cmdline and "sandbox" not in cmdline:
-            found.add(int(entry.name))
-    return found
+    """Pids of this process's children whose command line contains `marker` (not the sandbox's)."""
+    return set(child_pids(marker, unless="sandbox"))
 
 
 async def _cold_start(env: dict[str, str]) -> float:
