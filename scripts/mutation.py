@@ -61,7 +61,11 @@ GROUPS: dict[str, Group] = {
     # The fault matrix (test_reliability_faults.py) takes minutes per surviving mutant, and nearly every test here
     # calls the pipeline's main functions: a survivor costs the whole selection (about 20 s).
     "enrichment": Group(
-        ("tools/enrichment.py", "tools/upstream.py"),
+        ("tools/enrichment.py",),
+        ("test_pricing.py", "test_enrich_tools.py", "test_empty_answers.py", "test_contract_flows.py"),
+    ),
+    "upstream": Group(
+        ("tools/upstream.py",),
         ("test_pricing.py", "test_enrich_tools.py", "test_empty_answers.py", "test_contract_flows.py"),
     ),
 }
@@ -358,6 +362,7 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="re-test only the last run's survivors (and mutants not run yet), e.g. after adding tests",
     )
+    parser.add_argument("--resume", action="store_true", help="test only the mutants a stopped run did not reach")
     args = parser.parse_args(argv)
     names = args.groups or list(GROUPS)
     unknown = [n for n in names if n not in GROUPS]
@@ -372,17 +377,18 @@ def main(argv: list[str]) -> int:
         equivalents = {e.key for e in read_equivalents()}
         for name in names:
             again = None
-            if args.survivors and (WORK / name / "mutants").is_dir():
+            if (args.survivors or args.resume) and (WORK / name / "mutants").is_dir():
+                wanted = (NOT_RUN,) if args.resume else (SURVIVED, NO_TESTS, NOT_RUN)
                 again = [
                     m.name
                     for m in mutants_of(name)
-                    if m.status not in (KILLED, TIMEOUT) and m.key not in equivalents and not is_cast_only(m)
+                    if m.status in wanted and m.key not in equivalents and not is_cast_only(m)
                 ]
                 if not again:
-                    print(f"group {name}: no survivors to re-test", flush=True)
+                    print(f"group {name}: nothing to re-test", flush=True)
                     continue
             seconds = run_group(name, GROUPS[name], args.jobs, again=again)
-            what = f"{len(again)} survivors re-tested" if again is not None else "full run"
+            what = f"{len(again)} mutants re-tested" if again is not None else "full run"
             print(f"group {name}: {seconds:.0f} s ({what})", flush=True)
     tallies, stale = tally(names, read_equivalents())
     ok = report(tallies, stale, args.threshold)
