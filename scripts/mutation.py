@@ -47,7 +47,7 @@ class Group:
 # may name one test (`file.py::test_name`) instead of a whole file.
 GROUPS: dict[str, Group] = {
     "pricing": Group(("pricing.py",), ("test_pricing.py", "test_account.py", "test_enrich_tools.py")),
-    "account": Group(("account.py",), ("test_account.py", "test_contract_flows.py")),
+    "account": Group(("account.py",), ("test_account.py", "test_account_edges.py", "test_contract_flows.py")),
     "budget": Group(("budget.py",), ("test_budget.py", "test_budget_flows.py")),
     "confirm": Group(("tools/confirm.py",), ("test_budget_flows.py", "test_untrusted_text.py")),
     "cache": Group(("cache.py",), ("test_cache.py",)),
