@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import sys
+import time
 from collections.abc import Generator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -35,6 +36,7 @@ from person_enrich_mcp.state import (
 from person_enrich_mcp.state.base import BOOKS_KEPT_SECONDS, PRUNE_INTERVAL_SECONDS, WINDOW_BUCKETS
 from person_enrich_mcp.state.redis import RedisStore
 from person_enrich_mcp.state.sqlite import SQLiteStore
+from tests.privacy_helpers import sqlite_traces
 from tests.state_fixtures import Backend, FakeClock, RedisServer
 from tests.state_fixtures import backend as backend  # re-exported: the parametrized fixture
 from tests.state_fixtures import redis_server as redis_server  # re-exported: the session's redis-server
@@ -50,6 +52,11 @@ FAKE_CLOCK = ["memory", "sqlite"]
 STATE_LOGGER = "person_enrich_mcp.state"
 # More keys than one batch (500) of a delete or a read holds, and more than two batches.
 MANY = 1_201
+# Person data that must not stay in the files.
+CANARY = "canary-person-5b9e21@example.test"
+# The store's checkpoint retries (`_CHECKPOINT_TRIES`, `_CHECKPOINT_PAUSE` in state/sqlite.py).
+CHECKPOINT_TRIES = 20
+CHECKPOINT_PAUSE = 0.05
 
 
 def _plain(key: str = "session:a", limit: int | str = 10) -> Account:
@@ -595,7 +602,7 @@ async def test_a_zero_ttl_put_of_an_absent_key_writes_nothing_to_the_sqlite_file
         await store.reserve("r", Decimal(1), [_plain()], LONG_TTL)  # the log holds something
         before = _files(path)
 
-        await store.cache_put("profile:a", "canary-5b9e21", ttl_seconds=0)
+        await store.cache_put("profile:a", CANARY, ttl_seconds=0)
 
         assert _files(path) == before
     finally:
@@ -636,3 +643,67 @@ async def test_an_in_memory_sqlite_store_deletes_cache_entries_without_a_warning
         await store.aclose()
 
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+@contextmanager
+def _reader_holding_the_log(store: SQLiteStore, path: Path) -> Generator[sqlite3.Connection]:
+    """Another connection mid-read (its snapshot needs the log), with the store told not to wait for it.
+
+    The store waits up to 30 s for other connections on every try; a test cannot, so that wait is set to zero.
+    """
+    reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT COUNT(*) FROM cache").fetchone()
+        store._db.execute("PRAGMA busy_timeout = 0")  # pyright: ignore[reportPrivateUsage]
+        yield reader
+    finally:
+        reader.close()
+
+
+@pytest.mark.anyio
+async def test_a_log_truncation_a_reader_blocks_is_retried_with_pauses_then_given_up_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "state.db"
+    store = SQLiteStore(path)
+    pauses: list[float] = []
+    try:
+        await store.cache_put("profile:a", CANARY, ttl_seconds=60)
+        with _reader_holding_the_log(store, path):
+            monkeypatch.setattr(time, "sleep", pauses.append)
+
+            assert await store.cache_delete(["profile:a"]) == 1
+    finally:
+        await store.aclose()
+
+    assert pauses == [CHECKPOINT_PAUSE] * (CHECKPOINT_TRIES - 1)  # between tries, none after the last
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warning == f"could not truncate the SQLite write-ahead log of {path} (busy); retried later"
+
+
+@pytest.mark.anyio
+async def test_a_reader_that_lets_go_before_the_last_try_lets_the_log_be_truncated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "state.db"
+    store = SQLiteStore(path)
+    pauses: list[float] = []
+    try:
+        await store.cache_put("profile:a", CANARY, ttl_seconds=60)
+        with _reader_holding_the_log(store, path) as reader:
+
+            def pause(seconds: float) -> None:
+                pauses.append(seconds)
+                if len(pauses) == CHECKPOINT_TRIES - 1:  # the pause before the last try
+                    reader.execute("COMMIT")
+
+            monkeypatch.setattr(time, "sleep", pause)
+
+            assert await store.cache_delete(["profile:a"]) == 1
+    finally:
+        await store.aclose()
+
+    assert pauses == [CHECKPOINT_PAUSE] * (CHECKPOINT_TRIES - 1)
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert sqlite_traces(path, [CANARY]) == []
