@@ -179,10 +179,13 @@ def test_a_url_with_a_password_but_no_host_is_logged_without_inventing_one() -> 
     assert describe_store("redis://user:secret@:6380/0") == "redis://:6380/0"
 
 
-def test_a_redis_stores_repr_shows_nothing_of_its_url() -> None:
+@pytest.mark.anyio
+async def test_a_redis_stores_repr_shows_nothing_of_its_url() -> None:
     store = RedisStore("redis://user:secret@127.0.0.1:1/0")  # never connects: nothing is sent
-
-    assert repr(store) == "RedisStore()"
+    try:
+        assert repr(store) == "RedisStore()"
+    finally:
+        await store.aclose()
 
 
 # --- amounts --------------------------------------------------------------------------------------------------------
