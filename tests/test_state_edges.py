@@ -532,13 +532,24 @@ async def test_redis_lists_and_deletes_many_entries_in_few_round_trips(
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("backend", ["redis"], indirect=True)
-async def test_redis_keeps_a_cached_value_no_longer_than_its_ttl(
-    backend: Backend, request: pytest.FixtureRequest
+@pytest.mark.parametrize(("ttl", "milliseconds"), [(60.0, 60_000), (0.0004, 1)])
+async def test_redis_keeps_a_cached_value_its_ttl_in_milliseconds_and_at_least_one(
+    backend: Backend, request: pytest.FixtureRequest, ttl: float, milliseconds: int
 ) -> None:
-    await backend.store.cache_put("profile:a", "v", ttl_seconds=60)
+    server: RedisServer = request.getfixturevalue("redis_server")
+    client = redis.Redis.from_url(server.url, decode_responses=True, socket_timeout=5)  # pyright: ignore[reportUnknownMemberType]
+    try:
+        with client.monitor() as monitor:  # every command Redis runs from now on
+            await backend.store.cache_put("profile:a", "v", ttl_seconds=ttl)
+            command = ""
+            while not command.startswith("SET "):  # past the connection's own handshake
+                seen = cast(dict[str, Any] | None, monitor.next_command())  # pyright: ignore[reportUnknownMemberType]
+                assert seen is not None
+                command = str(seen["command"])
+    finally:
+        client.close()
 
-    with _redis_client(request) as client:
-        assert 59_000 < client.pttl("pe:cache:profile:a") <= 60_000
+    assert command == f"SET pe:cache:profile:a v PX {milliseconds}"
 
 
 @pytest.mark.anyio
