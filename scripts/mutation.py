@@ -53,7 +53,7 @@ GROUPS: dict[str, Group] = {
     "cache": Group(("cache.py",), ("test_cache.py",)),
     "identifiers": Group(("identifiers.py",), ("test_identifiers.py",)),
     "routes": Group(("api/routes.py",), ("test_routes.py", "test_enrich_tools.py")),
-    "state": Group(("state/*.py",), ("test_state_contract.py", "test_state_erasure.py")),
+    "state": Group(("state/*.py",), ("test_state_contract.py", "test_state_erasure.py", "test_state_edges.py")),
     "client": Group(("api/client.py",), ("test_api_client.py",)),
     "limiter": Group(("api/limiter.py",), ("test_limiter_fairness.py", "test_api_client.py")),
     "guard": Group(("privacy/guard.py",), ("test_privacy_units.py", "test_privacy_optouts.py")),
