@@ -15,10 +15,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
+import anyio
 import httpx2
 import pytest
 from mcp import Client
 
+from person_enrich_mcp.api import SearchPage
 from person_enrich_mcp.api.contract import PATHS
 from person_enrich_mcp.budget import Owner
 from person_enrich_mcp.errors import InputError
@@ -34,6 +36,7 @@ from person_enrich_mcp.tools.search_page import (
     MAX_REMARK_CHARS,
     MAX_REMARKS,
     SearchCall,
+    _left_out,  # pyright: ignore[reportPrivateUsage]
     decode_cursor,
     encode_cursor,
     next_offset,
@@ -248,6 +251,18 @@ def test_an_explicitly_asked_field_the_operator_denies_is_refused_while_the_defa
     default = _call(policy=policy, enrich=False)
     assert "basic_profile.headline" not in default.selection.paths and default.selection.paths
     assert "basic_profile.headline" not in json.dumps(default.asked)
+
+
+# --- how many people a page left out -----------------------------------------------------------------------------
+
+
+def test_a_page_before_the_last_drew_a_full_limit_whatever_total_count_says_is_left() -> None:
+    # total_count is the upstream's count, not a promise (it may be estimated or have changed since the first page):
+    # a page that hands out a next cursor drew `limit` rows, so every missing one was left out.
+    call = _call(limit=5)
+    assert _left_out(SearchPage(profiles=[{}, {}], next_cursor="more", total_count=3), call) == 3
+    assert _left_out(SearchPage(profiles=[{}, {}], next_cursor=None, total_count=3), call) == 1
+    assert _left_out(SearchPage(profiles=[], next_cursor=None, total_count=0), call) == 0
 
 
 # --- whose cached page it is --------------------------------------------------------------------------------------
@@ -653,3 +668,26 @@ async def test_someone_who_opts_out_after_a_page_was_cached_leaves_it_and_is_nev
     assert len(bodies) == 2 and sorted(bodies[1]["post_processing"]["exclude_profiles"]) == sorted(had[1:])
     assert had[0] not in _urls(wider) and _left_out_notes(wider)[0].startswith("2 people")
     assert _withheld(wider) == ["1 result withheld: on this server's opt-out list"]
+
+
+@CURRENT
+@pytest.mark.anyio
+async def test_a_search_abandoned_before_it_was_sent_is_audited_as_cancelled_and_costs_nothing(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    log = tmp_path / "audit.jsonl"
+    # One search slot every four seconds: the second search waits for it, and is abandoned while it waits.
+    settings = settings_for(
+        upstream.url, upstream.key, audit_log=str(log), search_rpm=1, rate_window_seconds=4, **SETTLED
+    )
+    async with Client(build_server(settings), mode="legacy") as client:
+        _ok(await client.call_tool("search_then_enrich", {"filters": GERMANY, "limit": 2, "enrich": False}))
+        with anyio.move_on_after(0.3) as waiting:
+            await client.call_tool("search_then_enrich", {"filters": NOBODY, "limit": 2, "enrich": False})
+        assert waiting.cancelled_caught
+    records = [r for r in _records(log) if r["endpoint"] == "search"]
+    assert [(r["outcome"], r["charged"], r["unverified"], r.get("results")) for r in records] == [
+        ("ok", "0.06", "0.00", 2),
+        ("cancelled", "0.00", "0.00", None),
+    ]
+    assert len(upstream.bodies("search")) == 1
