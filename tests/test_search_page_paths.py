@@ -691,3 +691,17 @@ async def test_a_search_abandoned_before_it_was_sent_is_audited_as_cancelled_and
         ("cancelled", "0.00", "0.00", None),
     ]
     assert len(upstream.bodies("search")) == 1
+
+
+@CURRENT
+@pytest.mark.anyio
+async def test_each_search_requests_audit_record_carries_its_own_bill_not_the_calls_running_total(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    log = tmp_path / "audit.jsonl"
+    gateway = SearchGateway(report="0.05")  # an upstream that bills even a search matching no one
+    settings = settings_for(upstream.url, upstream.key, audit_log=str(log), **SETTLED)
+    async with Client(build_server(settings, transport=gateway)) as client:
+        result = _ok(await client.call_tool("search_then_enrich", {"filters": NOBODY, "limit": 2, "enrich": False}))
+    assert result["receipt"]["charged"] == "0.10" and gateway.rewritten == 2  # the search and its explain re-ask
+    assert [r["charged"] for r in _records(log) if r["endpoint"] == "search"] == ["0.05", "0.05"]
