@@ -57,7 +57,7 @@ GROUPS: dict[str, Group] = {
     "client": Group(("api/client.py",), ("test_api_client.py",)),
     "limiter": Group(("api/limiter.py",), ("test_limiter_fairness.py", "test_api_client.py")),
     "guard": Group(("privacy/guard.py",), ("test_privacy_units.py", "test_privacy_optouts.py")),
-    "search_page": Group(("tools/search_page.py",), ("test_search_tool.py",)),
+    "search_page": Group(("tools/search_page.py",), ("test_search_tool.py", "test_search_page_paths.py")),
     # The fault matrix (test_reliability_faults.py) takes minutes per surviving mutant, and nearly every test here
     # calls the pipeline's main functions: a survivor costs the whole selection (about 20 s).
     "enrichment": Group(
