@@ -1,0 +1,218 @@
+"""How the enrichment pipeline joins, caches and reports what each identifier's requests brought back: people the
+opt-out list names (by the URL asked, or by an email an answer shows), misses of the profile and the contact step,
+a later request failing after earlier ones were paid, and the last opt-out check before the model sees anyone.
+
+Flows run through a real MCP client against the sandbox; a second lifespan of the same server (same cache store,
+same opt-out list) reads the cache the flow left, by the identifier's kind, as the pipeline itself does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, cast
+
+import anyio
+import pytest
+from mcp import Client
+from mcp.types import CallToolResult
+
+from person_enrich_mcp.privacy.guard import SUPPRESSED_FOUND, SUPPRESSED_UNSENT
+from person_enrich_mcp.privacy.subjects import parse_subject
+from person_enrich_mcp.privacy.suppression import add_entries
+from person_enrich_mcp.sandbox import SandboxServer
+from person_enrich_mcp.sandbox.dataset import Person
+from person_enrich_mcp.server import build_server
+from person_enrich_mcp.state import MemoryStore
+from person_enrich_mcp.tools.context import AppState
+from tests.conftest import Upstream, per_revision, settings_for, text_of
+
+pytestmark = pytest.mark.anyio
+
+CURRENT = pytest.mark.parametrize("revision", ["current"], indirect=True)
+
+# Every call is approved up front (no elicitation here) and the session budget never gets in the way.
+OPEN_HANDED: dict[str, Any] = {"confirm_above": 1000, "session_budget": 1000}
+NAME = ["basic_profile.name"]
+NAME_AND_WORK_EMAIL = ["basic_profile.name", "contact.business_emails"]
+UNKNOWN_URL = "https://www.linkedin.com/in/nobody-by-this-name-000000"
+
+
+# --- helpers ---------------------------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def serving(upstream: Upstream, optout: Path, **overrides: Any) -> AsyncIterator[tuple[Client, AppState]]:
+    """A client of a server with an opt-out file, and the app state of a second lifespan sharing its cache store."""
+    if not optout.exists():
+        optout.write_text("", encoding="utf-8")
+    store = MemoryStore()
+    settings = settings_for(upstream.url, upstream.key, suppression_file=str(optout), **{**OPEN_HANDED, **overrides})
+    server = build_server(settings, cache_store_factory=lambda: store)
+    async with server.settings.lifespan(server) as state, Client(server) as client:  # pyright: ignore[reportOptionalCall]
+        yield client, state
+
+
+def opt_out(path: Path, *subjects: str) -> None:
+    add_entries(path, [(parse_subject(subject).hash, "test") for subject in subjects])
+
+
+async def look_up(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    with anyio.fail_after(60):
+        result = await client.call_tool(tool, arguments)
+    return succeeded(result)
+
+
+def succeeded(result: CallToolResult) -> dict[str, Any]:
+    assert result.is_error is False, text_of(result)
+    structured = cast(dict[str, Any], result.structured_content)
+    assert json.loads(text_of(result)) == structured
+    return structured
+
+
+def by_url(urls: list[str], fields: list[str]) -> dict[str, Any]:
+    return {"professional_network_profile_urls": urls, "fields": fields}
+
+
+def matched(result: dict[str, Any]) -> list[str]:
+    return [p["matched_on"] for p in cast(list[dict[str, Any]], result["people"])]
+
+
+def person_out(result: dict[str, Any], identifier: str) -> dict[str, Any]:
+    [found] = [p for p in cast(list[dict[str, Any]], result["people"]) if p["matched_on"] == identifier]
+    return cast(dict[str, Any], found["person_data"])
+
+
+def problems(result: dict[str, Any]) -> dict[str, str]:
+    return {p["identifier"]: p["reason"] for p in cast(list[dict[str, str]], result.get("problems") or [])}
+
+
+def sent(upstream: Upstream) -> list[tuple[str, dict[str, Any]]]:
+    return [(str(r["endpoint"]), cast(dict[str, Any], r["body"])) for r in upstream.paid_requests()]
+
+
+def work_emails(person: Person) -> list[str]:
+    return [str(e["email"]) for e in cast(list[dict[str, Any]], person.data["contact"]["business_emails"])]
+
+
+def dev_emails(person: Person) -> list[str]:
+    return [str(d["email"]) for d in cast(list[dict[str, Any]], person.data["dev_platform_profiles"]) if d["email"]]
+
+
+def people_where(sandbox: SandboxServer, having: Callable[[Person], bool], n: int, offset: int = 0) -> list[Person]:
+    """`n` people (not opted out upstream) for whom `having` holds, skipping the first `offset` of them."""
+    chosen = [p for p in sandbox.state.dataset.searchable if having(p)][offset : offset + n]
+    assert len(chosen) == n, "the dataset has too few such people"
+    return chosen
+
+
+# --- the opt-out list in a URL batch ---------------------------------------------------------------------------------
+
+
+async def test_opted_out_people_in_a_batch_go_unsent_or_withheld_and_erased_while_the_rest_is_served_whole(
+    sandbox: SandboxServer, upstream: Upstream, tmp_path: Path, revision: str
+) -> None:
+    unsent, withheld, served = people_where(sandbox, lambda p: bool(work_emails(p)), 3, offset=300)
+    optout = tmp_path / "optout"
+    async with serving(upstream, optout) as (client, state):
+        await look_up(client, "enrich_person_by_url", by_url([withheld.profile_url], NAME))
+        assert await state.cache.entry("url", withheld.profile_url) is not None  # their name, cached before
+        opt_out(optout, unsent.profile_url, work_emails(withheld)[0])
+        urls = [unsent.profile_url, withheld.profile_url, served.profile_url]
+        result = await look_up(client, "enrich_person_by_url", by_url(urls, NAME_AND_WORK_EMAIL))
+
+        assert matched(result) == [served.profile_url]
+        assert person_out(result, served.profile_url) == {
+            "basic_profile": {"name": served.data["basic_profile"]["name"]},
+            "contact": {"business_emails": served.data["contact"]["business_emails"]},
+        }
+        assert problems(result) == {unsent.profile_url: SUPPRESSED_UNSENT, withheld.profile_url: SUPPRESSED_FOUND}
+        assert work_emails(withheld)[0] not in json.dumps(result)
+        assert await state.cache.entry("url", withheld.profile_url) is None  # what was kept of them is gone
+        assert await state.cache.entry("url", served.profile_url) is not None
+        assert await state.cache.entry("url", unsent.profile_url) is None
+
+    bodies = json.dumps(sent(upstream)).lower()
+    assert unsent.profile_url.rsplit("/", 1)[1] not in bodies
+    # Today the contact step asks for both people found (the opted-out one first); the overview asks once for both.
+    contact_urls = [b["professional_network_profile_urls"] for e, b in sent(upstream) if e == "contact"]
+    assert contact_urls == per_revision(revision, current=[[withheld.profile_url, served.profile_url]], overview=[])
+
+
+async def test_a_profile_showing_an_opted_out_developer_email_is_withheld_uncached_and_gets_no_contact_request(
+    sandbox: SandboxServer, upstream: Upstream, tmp_path: Path, revision: str
+) -> None:
+    [withheld] = people_where(sandbox, lambda p: bool(dev_emails(p)), 1, offset=20)
+    [served] = people_where(sandbox, lambda p: bool(work_emails(p)) and not dev_emails(p), 1, offset=310)
+    optout = tmp_path / "optout"
+    opt_out(optout, dev_emails(withheld)[0])  # seen only in the profile's developer-platform section
+    fields = ["basic_profile.name", "dev_platform_profiles.name", "contact.business_emails"]
+    async with serving(upstream, optout) as (client, state):
+        urls = [withheld.profile_url, served.profile_url]
+        result = await look_up(client, "enrich_person_by_url", by_url(urls, fields))
+
+        assert matched(result) == [served.profile_url]
+        assert person_out(result, served.profile_url) == {
+            "basic_profile": {"name": served.data["basic_profile"]["name"]},
+            "contact": {"business_emails": served.data["contact"]["business_emails"]},
+        }
+        assert problems(result) == {withheld.profile_url: SUPPRESSED_FOUND}
+        assert await state.cache.entry("url", withheld.profile_url) is None
+        assert await state.cache.entry("url", served.profile_url) is not None
+
+    # Today the profile step shows the address, so only the other person's contact tier is bought.
+    asked = [(e, b["professional_network_profile_urls"]) for e, b in sent(upstream)]
+    assert asked == per_revision(
+        revision,
+        current=[("enrich", urls), ("contact", [served.profile_url])],
+        overview=[("enrich", urls)],
+    )
+
+
+# --- misses -----------------------------------------------------------------------------------------------------------
+
+
+async def test_a_url_the_profile_step_does_not_know_is_cached_as_a_miss_so_asking_again_sends_nothing(
+    sandbox: SandboxServer, upstream: Upstream, tmp_path: Path
+) -> None:
+    [known] = people_where(sandbox, lambda _: True, 1, offset=320)
+    urls = [UNKNOWN_URL, known.profile_url]  # the miss first: the answers after it are still read
+    async with serving(upstream, tmp_path / "optout") as (client, state):
+        first = await look_up(client, "enrich_person_by_url", by_url(urls, NAME))
+        requests = len(upstream.paid_requests())
+        again = await look_up(client, "enrich_person_by_url", by_url(urls, NAME))
+
+        miss = await state.cache.entry("url", UNKNOWN_URL)
+        assert miss is not None and miss.negative
+
+    for result in (first, again):
+        assert matched(result) == [known.profile_url] and result["not_found"] == [UNKNOWN_URL]
+        assert person_out(result, known.profile_url) == {"basic_profile": {"name": known.data["basic_profile"]["name"]}}
+    assert first["receipt"]["charged"] == "1.00"
+    assert again["receipt"]["charged"] == "0.00" and again["receipt"]["cache_hits"] == 2
+    assert len(upstream.paid_requests()) == requests  # the second call sent nothing
+
+
+@CURRENT
+async def test_a_url_only_the_contact_step_was_asked_about_and_did_not_know_is_not_found_and_not_cached_as_a_miss(
+    sandbox: SandboxServer, upstream: Upstream, tmp_path: Path
+) -> None:
+    [known] = people_where(sandbox, lambda p: bool(work_emails(p)), 1, offset=330)
+    urls = [UNKNOWN_URL, known.profile_url]
+    fields = ["contact.business_emails"]
+    async with serving(upstream, tmp_path / "optout") as (client, state):
+        first = await look_up(client, "enrich_person_by_url", by_url(urls, fields))
+        # Nothing said whether the person exists (no profile was asked for): no miss is cached for the URL.
+        assert await state.cache.entry("url", UNKNOWN_URL) is None
+        assert await state.cache.entry("url", known.profile_url) is not None
+        again = await look_up(client, "enrich_person_by_url", by_url(urls, fields))
+
+    for result in (first, again):
+        assert matched(result) == [known.profile_url] and result["not_found"] == [UNKNOWN_URL]
+        assert person_out(result, known.profile_url) == {
+            "contact": {"business_emails": known.data["contact"]["business_emails"]}
+        }
+    asked = [(e, b["professional_network_profile_urls"]) for e, b in sent(upstream)]
+    assert asked == [("contact", urls), ("contact", [UNKNOWN_URL])]  # the known one came from the cache
