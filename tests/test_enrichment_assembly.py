@@ -9,7 +9,7 @@ same opt-out list) reads the cache the flow left, by the identifier's kind, as t
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -23,11 +23,12 @@ from person_enrich_mcp.privacy.guard import SUPPRESSED_FOUND, SUPPRESSED_UNSENT
 from person_enrich_mcp.privacy.subjects import parse_subject
 from person_enrich_mcp.privacy.suppression import add_entries
 from person_enrich_mcp.sandbox import SandboxServer
+from person_enrich_mcp.sandbox.config import FaultRule
 from person_enrich_mcp.sandbox.dataset import Person
 from person_enrich_mcp.server import build_server
 from person_enrich_mcp.state import MemoryStore
 from person_enrich_mcp.tools.context import AppState
-from tests.conftest import Upstream, per_revision, settings_for, text_of
+from tests.conftest import Upstream, canary_key, per_revision, settings_for, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -44,7 +45,7 @@ UNKNOWN_URL = "https://www.linkedin.com/in/nobody-by-this-name-000000"
 
 
 @asynccontextmanager
-async def serving(upstream: Upstream, optout: Path, **overrides: Any) -> AsyncIterator[tuple[Client, AppState]]:
+async def serving(upstream: Upstream, optout: Path, **overrides: Any) -> AsyncGenerator[tuple[Client, AppState]]:
     """A client of a server with an opt-out file, and the app state of a second lifespan sharing its cache store."""
     if not optout.exists():
         optout.write_text("", encoding="utf-8")
@@ -91,6 +92,14 @@ def problems(result: dict[str, Any]) -> dict[str, str]:
 
 def sent(upstream: Upstream) -> list[tuple[str, dict[str, Any]]]:
     return [(str(r["endpoint"]), cast(dict[str, Any], r["body"])) for r in upstream.paid_requests()]
+
+
+def urls_sent(upstream: Upstream) -> list[tuple[str, list[str], int]]:
+    """(endpoint, profile URLs, status) of every paid request, oldest first."""
+    return [
+        (str(r["endpoint"]), list(r["body"].get("professional_network_profile_urls", [])), int(r["status"]))
+        for r in upstream.paid_requests()
+    ]
 
 
 def work_emails(person: Person) -> list[str]:
@@ -216,3 +225,40 @@ async def test_a_url_only_the_contact_step_was_asked_about_and_did_not_know_is_n
         }
     asked = [(e, b["professional_network_profile_urls"]) for e, b in sent(upstream)]
     assert asked == [("contact", urls), ("contact", [UNKNOWN_URL])]  # the known one came from the cache
+
+
+# --- a later request failing after earlier ones were paid -------------------------------------------------------------
+
+
+@CURRENT
+async def test_when_a_later_profile_request_fails_the_people_already_fetched_and_the_cache_hits_are_still_served(
+    make_sandbox: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    # The fourth profile request fails: the third call's second one (the first three are let through).
+    sandbox = make_sandbox(faults=(FaultRule(kind="status", status=400, endpoint="enrich", after=3),))
+    upstream = Upstream(sandbox.url, canary_key("later-fails"))
+    schooled = people_where(sandbox, lambda p: bool(work_emails(p) and p.data["education"]["schools"]), 3, offset=5)
+    partly_cached, unreached, cached = schooled
+    fields = ["basic_profile.name", "education.schools.school", "contact.business_emails"]
+    async with serving(upstream, tmp_path / "optout") as (client, state):
+        await look_up(client, "enrich_person_by_url", by_url([cached.profile_url], fields))
+        await look_up(client, "enrich_person_by_url", by_url([partly_cached.profile_url], NAME))
+        # The partly cached person needs only the education group: a request of its own, sent (and paid) first.
+        urls = [partly_cached.profile_url, unreached.profile_url, cached.profile_url]
+        result = await look_up(client, "enrich_person_by_url", by_url(urls, fields))
+
+        entry = await state.cache.entry("url", partly_cached.profile_url)
+        assert entry is not None and set(entry.selection.paths) >= {"basic_profile.name", "education.schools.school"}
+
+    assert matched(result) == [partly_cached.profile_url, cached.profile_url]  # the unreached one is left out
+    assert result["incomplete"] and not result.get("not_found")
+    assert person_out(result, partly_cached.profile_url) == {
+        "basic_profile": {"name": partly_cached.data["basic_profile"]["name"]},
+        "education": {"schools": [{"school": s["school"]} for s in partly_cached.data["education"]["schools"]]},
+    }  # its name from the cache, its schools from the request paid for; its contact tier was never asked
+    assert person_out(result, cached.profile_url)["contact"]["business_emails"]
+    assert result["receipt"]["charged"] == "1.00" and result["receipt"]["cache_hits"] == 1
+    assert urls_sent(upstream)[3:] == [
+        ("enrich", [partly_cached.profile_url], 200),
+        ("enrich", [unreached.profile_url], 400),
+    ]
