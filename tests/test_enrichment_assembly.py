@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
@@ -19,6 +20,10 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult
 
+from person_enrich_mcp.api import EnrichMatch
+from person_enrich_mcp.budget import Quote, Receipt
+from person_enrich_mcp.fields import FieldSelection
+from person_enrich_mcp.identifiers import check_business_emails
 from person_enrich_mcp.privacy.guard import SUPPRESSED_FOUND, SUPPRESSED_UNSENT
 from person_enrich_mcp.privacy.subjects import parse_subject
 from person_enrich_mcp.privacy.suppression import add_entries
@@ -27,7 +32,9 @@ from person_enrich_mcp.sandbox.config import FaultRule
 from person_enrich_mcp.sandbox.dataset import Person
 from person_enrich_mcp.server import build_server
 from person_enrich_mcp.state import MemoryStore
+from person_enrich_mcp.tools import enrichment
 from person_enrich_mcp.tools.context import AppState
+from person_enrich_mcp.tools.lookups import Fetched, Lookup, Plan
 from tests.conftest import Upstream, canary_key, per_revision, settings_for, text_of
 
 pytestmark = pytest.mark.anyio
@@ -262,3 +269,50 @@ async def test_when_a_later_profile_request_fails_the_people_already_fetched_and
         ("enrich", [partly_cached.profile_url], 200),
         ("enrich", [unreached.profile_url], 400),
     ]
+
+
+# --- the last check before the model ---------------------------------------------------------------------------------
+
+
+def candidate(name: str, email: str, score: float) -> EnrichMatch:
+    data = {"basic_profile": {"name": name}, "contact": {"business_emails": [{"email": email}]}}
+    return EnrichMatch(confidence_score=score, person_data=data)
+
+
+@CURRENT
+async def test_candidates_who_opted_out_after_they_were_fetched_are_withheld_and_counted_before_the_model_sees_them(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    optout = tmp_path / "optout"
+    opt_out(optout, "gone.one@acme.example", "gone.two@acme.example")
+    settings = settings_for(upstream.url, upstream.key, suppression_file=str(optout))
+    server = build_server(settings)
+    emails = ["everyone@acme.example", "some@acme.example", "floor@acme.example"]
+    lookup = Lookup("email", check_business_emails(emails), FieldSelection.of(NAME_AND_WORK_EMAIL), min_score=0.8)
+    fetched = Fetched(
+        matches={
+            "everyone@acme.example": [candidate("Gone Two", "gone.two@acme.example", 0.9)],
+            "some@acme.example": [
+                candidate("Kept", "kept@acme.example", 0.95),
+                candidate("Gone One", "gone.one@acme.example", 0.9),
+                candidate("Below The Floor", "below@acme.example", 0.5),
+            ],
+            "floor@acme.example": [candidate("At The Floor", "floor@acme.example", 0.8)],
+        },
+        dropped=2,  # two further candidates the fetch already left out
+    )
+    zero = Decimal(0)
+    receipt = Receipt("enrich_person_by_email", zero, zero, 0, zero, zero, Decimal(10), "2026-12-01T00:00:00Z")
+    async with server.settings.lifespan(server) as state:  # pyright: ignore[reportOptionalCall]
+        view = await state.account.view()
+        the_plan = Plan(lookup, view, {}, [], Quote(zero, "nothing to fetch"))
+        result = enrichment.assemble(state, the_plan, fetched, receipt).model_dump(mode="json", exclude_none=True)
+
+    assert matched(result) == ["some@acme.example", "floor@acme.example"]  # the floor itself passes
+    assert [p["person_data"]["basic_profile"]["name"] for p in result["people"]] == ["Kept", "At The Floor"]
+    assert problems(result) == {
+        "everyone@acme.example": SUPPRESSED_FOUND,
+        "(opt-out)": "3 further candidates withheld: on this server's opt-out list",
+    }
+    assert "gone" not in json.dumps(result).lower()
+    assert upstream.paid_requests() == []
