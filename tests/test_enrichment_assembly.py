@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any, cast
 
 import anyio
+import httpx2
 import pytest
 from mcp import Client
 from mcp.types import CallToolResult
 
 from person_enrich_mcp.api import EnrichMatch
+from person_enrich_mcp.api.contract import PATHS
 from person_enrich_mcp.budget import Quote, Receipt
 from person_enrich_mcp.fields import FieldSelection
 from person_enrich_mcp.identifiers import check_business_emails
@@ -185,6 +187,109 @@ async def test_a_profile_showing_an_opted_out_developer_email_is_withheld_uncach
         current=[("enrich", urls), ("contact", [served.profile_url])],
         overview=[("enrich", urls)],
     )
+
+
+@CURRENT
+async def test_an_email_look_up_whose_best_candidates_profile_shows_an_opted_out_email_withholds_the_person(
+    sandbox: SandboxServer, upstream: Upstream, tmp_path: Path
+) -> None:
+    dataset = sandbox.state.dataset
+
+    def alone_behind_their_address(person: Person) -> bool:
+        return bool(person.business_emails) and len(dataset.email_candidates(person.business_emails[0])) == 1
+
+    [withheld] = people_where(sandbox, lambda p: bool(dev_emails(p)) and alone_behind_their_address(p), 1, offset=3)
+    email = withheld.business_emails[0]
+    optout = tmp_path / "optout"
+    opt_out(optout, dev_emails(withheld)[0])  # only their profile's developer-platform section shows it
+    arguments = {"business_emails": [email], "fields": ["basic_profile.name", "dev_platform_profiles.name"]}
+    async with serving(upstream, optout) as (client, state):
+        result = await look_up(client, "enrich_person_by_email", arguments)
+
+        assert await state.cache.entry("email", email) is None
+        assert await state.cache.entry("url", withheld.profile_url) is None
+
+    assert result["people"] == [] and problems(result) == {email: SUPPRESSED_FOUND}
+    assert withheld.data["basic_profile"]["name"] not in json.dumps(result)
+    assert [e for e, *_ in urls_sent(upstream)] == ["contact", "search", "enrich"]
+
+
+# --- what Contact Enrich says about a person -------------------------------------------------------------------------
+
+
+class ContactGateway(httpx2.AsyncBaseTransport):
+    """The real sandbox behind a gateway that rewrites Contact Enrich answers as another upstream could send them:
+    URL matches scored `url_score` (the sandbox always says 1.0), and each candidate's profile URL named in its data
+    (the sandbox names the person only by id) when `urls_by_id` knows it."""
+
+    def __init__(self, *, url_score: float = 1.0, urls_by_id: dict[int, str] | None = None) -> None:
+        self._inner = httpx2.AsyncHTTPTransport()
+        self._url_score = url_score
+        self._urls_by_id = urls_by_id or {}
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await self._inner.handle_async_request(request)
+        if request.url.path != PATHS["contact"] or response.status_code != 200:
+            return response
+        await response.aread()
+        await response.aclose()
+        entries = cast(list[dict[str, Any]], json.loads(response.content))
+        for entry in entries:
+            for match in cast(list[dict[str, Any]], entry["matches"]):
+                if entry["match_type"] == "professional_network_profile_url":
+                    match["confidence_score"] = self._url_score
+                url = self._urls_by_id.get(match["person_data"].get("crustdata_person_id"))
+                if url is not None:
+                    match["person_data"]["social_handles"] = {"professional_network_identifier": {"profile_url": url}}
+        kept = {k: v for k, v in response.headers.items() if k.lower() in ("x-credits-used", "x-request-id")}
+        return httpx2.Response(200, headers=kept, json=entries)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+@CURRENT
+async def test_a_url_look_up_reports_the_profile_steps_confidence_and_the_contact_steps_only_when_no_profile_was_asked(
+    sandbox: SandboxServer, upstream: Upstream, tmp_path: Path
+) -> None:
+    profiled, contact_only = people_where(sandbox, lambda p: bool(work_emails(p)), 2, offset=340)
+    gateway = ContactGateway(url_score=0.9)
+    settings = settings_for(upstream.url, upstream.key, **OPEN_HANDED)
+    async with Client(build_server(settings, transport=gateway)) as client:
+        with_profile = await look_up(
+            client, "enrich_person_by_url", by_url([profiled.profile_url], NAME_AND_WORK_EMAIL)
+        )
+        contact = await look_up(
+            client, "enrich_person_by_url", by_url([contact_only.profile_url], ["contact.business_emails"])
+        )
+
+    assert [p["confidence_score"] for p in with_profile["people"]] == [1.0]  # the profile step named them
+    assert [p["confidence_score"] for p in contact["people"]] == [0.9]
+    assert person_out(contact, contact_only.profile_url)["contact"]["business_emails"]
+
+
+@CURRENT
+async def test_an_email_look_up_whose_contact_answer_names_the_profile_url_buys_the_profile_without_a_person_search(
+    sandbox: SandboxServer, upstream: Upstream
+) -> None:
+    dataset = sandbox.state.dataset
+    [owner] = people_where(
+        sandbox,
+        lambda p: bool(p.business_emails) and len(dataset.email_candidates(p.business_emails[0])) == 1,
+        1,
+        offset=12,
+    )
+    gateway = ContactGateway(urls_by_id={owner.person_id: owner.profile_url})
+    settings = settings_for(upstream.url, upstream.key, **OPEN_HANDED)
+    arguments = {"business_emails": [owner.business_emails[0]], "fields": NAME_AND_WORK_EMAIL}
+    async with Client(build_server(settings, transport=gateway)) as client:
+        result = await look_up(client, "enrich_person_by_email", arguments)
+
+    assert person_out(result, owner.business_emails[0])["basic_profile"] == {
+        "name": owner.data["basic_profile"]["name"]
+    }
+    assert urls_sent(upstream)[1:] == [("enrich", [owner.profile_url], 200)]
+    assert [e for e, *_ in urls_sent(upstream)] == ["contact", "enrich"]
 
 
 # --- misses -----------------------------------------------------------------------------------------------------------
