@@ -21,11 +21,13 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult
 
-from person_enrich_mcp.api import EnrichMatch
+from person_enrich_mcp.api import Dialect, EnrichMatch
 from person_enrich_mcp.api.contract import PATHS
+from person_enrich_mcp.api.routes import route
 from person_enrich_mcp.budget import Quote, Receipt
 from person_enrich_mcp.fields import FieldSelection
-from person_enrich_mcp.identifiers import check_business_emails
+from person_enrich_mcp.identifiers import check_business_emails, check_profile_urls
+from person_enrich_mcp.pricing import PriceTable
 from person_enrich_mcp.privacy.guard import SUPPRESSED_FOUND, SUPPRESSED_UNSENT
 from person_enrich_mcp.privacy.subjects import parse_subject
 from person_enrich_mcp.privacy.suppression import add_entries
@@ -36,7 +38,7 @@ from person_enrich_mcp.server import build_server
 from person_enrich_mcp.state import MemoryStore
 from person_enrich_mcp.tools import enrichment
 from person_enrich_mcp.tools.context import AppState
-from person_enrich_mcp.tools.lookups import Fetched, Lookup, Plan
+from person_enrich_mcp.tools.lookups import Fetched, Lookup, Need, Plan
 from tests.conftest import Upstream, canary_key, per_revision, settings_for, text_of
 
 pytestmark = pytest.mark.anyio
@@ -421,3 +423,94 @@ async def test_candidates_who_opted_out_after_they_were_fetched_are_withheld_and
     }
     assert "gone" not in json.dumps(result).lower()
     assert upstream.paid_requests() == []
+
+
+# --- quotes and the endpoints a route needs ------------------------------------------------------------------------
+
+
+DOCUMENTED = {dialect: PriceTable.documented(dialect) for dialect in (Dialect.CURRENT, Dialect.OVERVIEW)}
+PRICED = FieldSelection.of(["basic_profile.name", "dev_platform_profiles.name", "contact.personal_emails"])
+
+
+@pytest.mark.parametrize(
+    ("dialect", "contact_only", "cheaper"),
+    [
+        (
+            Dialect.CURRENT,
+            "2.00 credits",  # today's contact step alone: the tier
+            ("drop dev_platform_profiles (+1.00 a profile)", "drop contact.personal_emails (+2.00 a profile)"),
+        ),
+        (
+            Dialect.OVERVIEW,
+            "3.00 credits",  # the overview's enrich: a profile and the add-on
+            ("drop contact.personal_emails (+2.00 a profile)", "drop dev_platform_profiles (+1.00 a profile)"),
+        ),
+    ],
+    ids=["current", "overview"],
+)
+def test_a_quote_groups_the_profiles_by_worst_case_dearest_first_and_names_each_priced_field_to_drop(
+    dialect: Dialect, contact_only: str, cheaper: tuple[str, ...]
+) -> None:
+    prices = DOCUMENTED[dialect]
+    lookup = Lookup("url", check_profile_urls([]), PRICED)
+    needs = [
+        Need("a", PRICED.paths, route(dialect, PRICED.paths)),
+        Need("b", PRICED.paths, route(dialect, PRICED.paths)),
+        Need("c", ("contact.personal_emails",), route(dialect, ("contact.personal_emails",))),
+        Need("d", ("basic_profile.name",), route(dialect, ("basic_profile.name",))),
+    ]
+    quote = enrichment.quote_for(lookup, prices, needs, 3)
+
+    assert quote.breakdown == (
+        f"2 profiles × up to 4.00 credits + 1 profile × up to {contact_only} + 1 profile × up to 1.00 credit, "
+        "3 more served free from the cache"
+    )
+    assert quote.estimate == 8 + Decimal(contact_only.split()[0]) + 1
+    assert quote.ways_to_lower == (*cheaper, "look up fewer people")
+
+    fresh = Lookup("url", check_profile_urls([]), PRICED, force_fetch=True)
+    live = [Need("a", PRICED.paths, route(dialect, PRICED.paths, live=True))]
+    assert enrichment.quote_for(fresh, prices, live, 0).ways_to_lower == (
+        *cheaper,
+        "drop force_fetch/enrich_realtime (7.00 a profile)",
+    )
+
+
+def test_a_quote_with_nothing_to_fetch_costs_nothing_and_offers_no_way_to_spend_less() -> None:
+    lookup = Lookup("url", check_profile_urls([]), FieldSelection.of(NAME))
+    quote = enrichment.quote_for(lookup, DOCUMENTED[Dialect.CURRENT], [], 2)
+    assert (quote.estimate, quote.breakdown, quote.ways_to_lower) == (
+        Decimal(0),
+        "nothing to fetch, 2 more served free from the cache",
+        (),
+    )
+    one = enrichment.quote_for(
+        lookup,
+        DOCUMENTED[Dialect.CURRENT],
+        [Need("a", ("basic_profile.name",), route(Dialect.CURRENT, ("basic_profile.name",)))],
+        0,
+    )
+    assert (one.estimate, one.breakdown, one.ways_to_lower) == (Decimal(1), "1 profile × up to 1.00 credit", ())
+
+
+def test_the_endpoints_a_route_needs_name_the_paths_that_need_each() -> None:
+    today = route(Dialect.CURRENT, PRICED.paths)
+    groups = ("basic_profile", "dev_platform_profiles")
+    tier = ("contact.personal_emails",)
+    assert enrichment.endpoints_needed("url", today) == {"enrich": groups, "contact": tier}
+    assert enrichment.endpoints_needed("email", today) == {"enrich": groups, "search": groups, "contact": tier}
+    assert enrichment.endpoints_needed("url", route(Dialect.CURRENT, PRICED.paths, live=True)) == {
+        "live": groups,
+        "contact": tier,
+    }
+    # An email is resolved by Contact Enrich even when no tier is asked for; a URL without tiers never needs it.
+    name = route(Dialect.CURRENT, ("basic_profile.name",))
+    assert enrichment.endpoints_needed("email", name) == {
+        "enrich": ("basic_profile",),
+        "search": ("basic_profile",),
+        "contact": ("contact.business_emails",),
+    }
+    assert enrichment.endpoints_needed("url", name) == {"enrich": ("basic_profile",)}
+    assert enrichment.endpoints_needed("email", route(Dialect.CURRENT, tier)) == {"contact": tier}
+    overview = route(Dialect.OVERVIEW, PRICED.paths, live=True)
+    assert enrichment.endpoints_needed("email", overview) == {"enrich": PRICED.paths}
