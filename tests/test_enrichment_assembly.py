@@ -40,6 +40,7 @@ from person_enrich_mcp.tools import enrichment
 from person_enrich_mcp.tools.context import AppState
 from person_enrich_mcp.tools.lookups import Fetched, Lookup, Need, Plan
 from tests.conftest import Upstream, canary_key, per_revision, settings_for, text_of
+from tests.otel_helpers import SeenSpan, by_name, captured_spans, install_provider
 
 pytestmark = pytest.mark.anyio
 
@@ -514,3 +515,94 @@ def test_the_endpoints_a_route_needs_name_the_paths_that_need_each() -> None:
     assert enrichment.endpoints_needed("email", route(Dialect.CURRENT, tier)) == {"contact": tier}
     overview = route(Dialect.OVERVIEW, PRICED.paths, live=True)
     assert enrichment.endpoints_needed("email", overview) == {"enrich": PRICED.paths}
+
+
+# --- what the plan and the fetch tell a trace ------------------------------------------------------------------------
+
+TRACED: dict[str, Any] = {"otel_traces_exporters": ("otlp",)}
+
+
+def attributes(span: SeenSpan, *names: str) -> dict[str, Any]:
+    return {name: span.attributes.get(f"person_enrich.{name}") for name in names}
+
+
+def planned(spans: list[SeenSpan]) -> list[tuple[str, int]]:
+    """(identifier kind, identifiers) of every plan span."""
+    return [
+        (p.attributes["person_enrich.identifier_kind"], p.attributes["person_enrich.identifiers"])
+        for p in by_name(spans, "person_enrich.plan")
+    ]
+
+
+@CURRENT
+async def test_the_plan_and_fetch_spans_count_what_was_suppressed_served_from_the_cache_fetched_and_charged(
+    sandbox: SandboxServer, upstream: Upstream, tmp_path: Path
+) -> None:
+    unsent, cached, first, second = people_where(sandbox, lambda p: bool(work_emails(p)), 4, offset=350)
+    optout = tmp_path / "optout"
+    install_provider()  # before the server takes its tracer
+    async with serving(upstream, optout, **TRACED) as (client, _):
+        await look_up(client, "enrich_person_by_url", by_url([cached.profile_url], NAME_AND_WORK_EMAIL))
+        opt_out(optout, unsent.profile_url)
+        urls = [unsent.profile_url, cached.profile_url, first.profile_url, second.profile_url]
+        with captured_spans() as spans:
+            result = await look_up(client, "enrich_person_by_url", by_url(urls, NAME_AND_WORK_EMAIL))
+
+    plans = by_name(spans, "person_enrich.plan")  # the confirmation step's and the call's
+    assert len(plans) == 2
+    for plan in plans:
+        assert attributes(
+            plan, "identifier_kind", "identifiers", "dialect", "cache_hits", "to_fetch", "suppressed"
+        ) == {
+            "identifier_kind": "url",
+            "identifiers": 4,
+            "dialect": "current",
+            "cache_hits": 1,
+            "to_fetch": 2,
+            "suppressed": 1,
+        }
+        assert plan.attributes["person_enrich.estimate"] == 4.0  # two profiles × (1 + the work-email tier)
+    [fetch] = by_name(spans, "person_enrich.fetch")
+    charged = float(result["receipt"]["charged"])
+    assert attributes(fetch, "identifier_kind", "identifiers", "steps", "charged", "unverified", "found") == {
+        "identifier_kind": "url",
+        "identifiers": 2,
+        "steps": 4,  # a profile request and a contact request for each
+        "charged": charged,
+        "unverified": 0.0,
+        "found": 2,
+    }
+    assert charged >= 2 and "error.type" not in fetch.attributes
+
+
+@CURRENT
+async def test_an_email_look_up_plans_a_profile_step_only_for_the_candidates_it_found(
+    sandbox: SandboxServer, upstream: Upstream, tmp_path: Path
+) -> None:
+    dataset = sandbox.state.dataset
+    [owner] = people_where(
+        sandbox,
+        lambda p: bool(p.business_emails) and len(dataset.email_candidates(p.business_emails[0])) == 1,
+        1,
+        offset=30,
+    )
+    unknown = "nobody.here@" + owner.business_emails[0].split("@")[1]
+    install_provider()
+    async with serving(upstream, tmp_path / "optout", **TRACED) as (client, _):
+        with captured_spans() as missed:
+            await look_up(client, "enrich_person_by_email", {"business_emails": [unknown], "fields": NAME})
+        with captured_spans() as found:
+            await look_up(
+                client, "enrich_person_by_email", {"business_emails": [owner.business_emails[0]], "fields": NAME}
+            )
+
+    kinds = [
+        (p.attributes["person_enrich.identifier_kind"], p.attributes["person_enrich.identifiers"])
+        for p in by_name(missed, "person_enrich.plan")
+    ]
+    assert kinds == [("email", 1), ("email", 1)]  # the confirmation step's and the call's: no profile step planned
+    kinds = [
+        (p.attributes["person_enrich.identifier_kind"], p.attributes["person_enrich.identifiers"])
+        for p in by_name(found, "person_enrich.plan")
+    ]
+    assert sorted(kinds) == [("email", 1), ("email", 1), ("url", 1)]
