@@ -118,6 +118,10 @@ def work_emails(person: Person) -> list[str]:
     return [str(e["email"]) for e in cast(list[dict[str, Any]], person.data["contact"]["business_emails"])]
 
 
+def work_emails_of(person: Person) -> list[dict[str, Any]]:
+    return cast(list[dict[str, Any]], person.data["contact"]["business_emails"])
+
+
 def dev_emails(person: Person) -> list[str]:
     return [str(d["email"]) for d in cast(list[dict[str, Any]], person.data["dev_platform_profiles"]) if d["email"]]
 
@@ -424,6 +428,87 @@ async def test_candidates_who_opted_out_after_they_were_fetched_are_withheld_and
     }
     assert "gone" not in json.dumps(result).lower()
     assert upstream.paid_requests() == []
+
+
+# --- what is fetched, given what the cache holds --------------------------------------------------------------------
+
+OVERVIEW = pytest.mark.parametrize("revision", ["overview"], indirect=True)
+
+
+def fields_sent(upstream: Upstream, since: int) -> list[tuple[str, list[str]]]:
+    """(endpoint, fields) of the paid requests after the first `since`."""
+    return [(e, list(b.get("fields", []))) for e, b in sent(upstream)[since:]]
+
+
+@OVERVIEW
+async def test_the_overview_re_fetch_adds_the_cached_fields_when_that_costs_nothing_more_and_else_merges_with_them(
+    sandbox: SandboxServer, upstream: Upstream, tmp_path: Path
+) -> None:
+    free_to_add, dearer = people_where(sandbox, lambda p: bool(dev_emails(p)), 2, offset=40)
+    headline, developer = ["basic_profile.headline"], ["dev_platform_profiles.name"]
+    async with serving(upstream, tmp_path / "optout") as (client, _):
+        await look_up(client, "enrich_person_by_url", by_url([free_to_add.profile_url], NAME))
+        before = len(sent(upstream))
+        wider = await look_up(client, "enrich_person_by_url", by_url([free_to_add.profile_url], headline))
+        assert fields_sent(upstream, before) == [("enrich", [*headline, *NAME])]  # the name rides along for free
+        both = await look_up(client, "enrich_person_by_url", by_url([free_to_add.profile_url], [*NAME, *headline]))
+
+        await look_up(client, "enrich_person_by_url", by_url([dearer.profile_url], developer))
+        before = len(sent(upstream))
+        narrower = await look_up(client, "enrich_person_by_url", by_url([dearer.profile_url], NAME))
+        assert fields_sent(upstream, before) == [("enrich", NAME)]  # the add-on would cost one more: not asked again
+        all_of_it = await look_up(client, "enrich_person_by_url", by_url([dearer.profile_url], [*NAME, *developer]))
+
+    assert wider["receipt"]["charged"] == narrower["receipt"]["charged"] == "1.00"
+    for served in (both, all_of_it):  # the entry covers what the earlier call paid for and what the later one did
+        assert served["receipt"]["charged"] == "0.00" and served["receipt"]["cache_hits"] == 1
+    assert person_out(all_of_it, dearer.profile_url)["dev_platform_profiles"]
+    assert person_out(all_of_it, dearer.profile_url)["basic_profile"] == {"name": dearer.data["basic_profile"]["name"]}
+
+
+@CURRENT
+async def test_today_a_partly_cached_url_asks_only_for_the_groups_and_tiers_its_entry_lacks(
+    sandbox: SandboxServer, upstream: Upstream, tmp_path: Path
+) -> None:
+    [person] = people_where(sandbox, lambda p: bool(work_emails(p)), 1, offset=360)
+    cached = ["basic_profile.name", "contact.business_emails"]
+    asked = ["basic_profile.headline", "experience.employment_details.current.title", "contact.business_emails"]
+    async with serving(upstream, tmp_path / "optout") as (client, _):
+        await look_up(client, "enrich_person_by_url", by_url([person.profile_url], cached))
+        before = len(sent(upstream))
+        more = await look_up(client, "enrich_person_by_url", by_url([person.profile_url], asked))
+        assert fields_sent(upstream, before) == [("enrich", ["basic_profile", "experience"])]  # the tier is cached
+        everything = await look_up(client, "enrich_person_by_url", by_url([person.profile_url], [*cached, *asked]))
+
+    assert more["receipt"]["charged"] == "1.00"
+    assert everything["receipt"]["charged"] == "0.00" and everything["receipt"]["cache_hits"] == 1
+    assert person_out(everything, person.profile_url)["contact"]["business_emails"] == work_emails_of(person)
+
+
+@CURRENT
+async def test_an_email_whose_entry_lacks_a_field_is_resolved_again_in_full_and_its_profile_comes_from_the_url_cache(
+    sandbox: SandboxServer, upstream: Upstream, tmp_path: Path
+) -> None:
+    dataset = sandbox.state.dataset
+    [owner] = people_where(
+        sandbox,
+        lambda p: bool(p.business_emails) and len(dataset.email_candidates(p.business_emails[0])) == 1,
+        1,
+        offset=40,
+    )
+    arguments = {"business_emails": owner.business_emails[:1], "fields": NAME}
+    async with serving(upstream, tmp_path / "optout") as (client, _):
+        await look_up(client, "enrich_person_by_email", arguments)
+        before = len(sent(upstream))
+        wider = await look_up(
+            client, "enrich_person_by_email", {**arguments, "fields": [*NAME, "basic_profile.headline"]}
+        )
+
+    # The address is resolved again (an email's entry is never topped up), and the profile step finds the person's
+    # URL entry from the first call: only the missing headline's group is bought.
+    assert [e for e, _ in fields_sent(upstream, before)] == ["contact", "search", "enrich"]
+    assert fields_sent(upstream, before)[2] == ("enrich", ["basic_profile"])
+    assert person_out(wider, owner.business_emails[0])["basic_profile"]["name"] == owner.data["basic_profile"]["name"]
 
 
 # --- quotes and the endpoints a route needs ------------------------------------------------------------------------
