@@ -118,8 +118,11 @@ class Pipeline:
     progress: list[tuple[int, int]] = field(default_factory=list[tuple[int, int]])
     reservation: Reservation | None = None
 
-    def runner(self, total: int) -> upstream.Runner:
+    def runner(self, total: int, *, held: tuple[Decimal, Decimal] = (Decimal(0), Decimal(0))) -> upstream.Runner:
+        """A runner on a new reservation, which already holds `held` (charged, unverified)."""
         self.reservation = Reservation(self.app.budget, Owner("process:steps"), Quote(Decimal(1000), "steps"))
+        self.reservation.charge(held[0])
+        self.reservation.charge_unverified(held[1])
 
         async def report(done: int, of: int) -> None:
             self.progress.append((done, of))
@@ -150,13 +153,13 @@ class Pipeline:
 
 @asynccontextmanager
 async def pipeline(
-    sandbox: SandboxServer, tmp_path: Path, *, rewrite: Rewrite | None = None, **overrides: Any
+    sandbox: SandboxServer, tmp_path: Path, *, transport: httpx2.AsyncBaseTransport | None = None, **overrides: Any
 ) -> AsyncGenerator[Pipeline]:
     """A server's app state against `sandbox` on a fresh key, with an audit log and no retries."""
     key = canary_key("steps")
     log = tmp_path / "audit.jsonl"
     options = {"audit_log": str(log), "max_retries": 0, "request_timeout": 2.0, **overrides}
-    server = build_server(settings_for(sandbox.url, key, **options), transport=rewrite and Rewriting(rewrite))
+    server = build_server(settings_for(sandbox.url, key, **options), transport=transport)
     async with server.settings.lifespan(server) as app:  # pyright: ignore[reportOptionalCall]
         yield Pipeline(app, await app.account.view(), Upstream(sandbox.url, key), log)
 
@@ -289,7 +292,7 @@ async def test_without_the_credits_header_profiles_are_charged_per_matched_url_e
 ) -> None:
     sandbox = sandboxes(credits_header=False)
     urls = [*sample_identifiers(sandbox.url, "url", 3, offset=70), NOBODY]
-    async with pipeline(sandbox, tmp_path, rewrite=respelled_echoes) as steps:
+    async with pipeline(sandbox, tmp_path, transport=Rewriting(respelled_echoes)) as steps:
         runner = steps.runner(len(urls))
         found = await upstream.profiles(runner, urls, GROUPS, live=False)
 
@@ -300,10 +303,11 @@ async def test_without_the_credits_header_profiles_are_charged_per_matched_url_e
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("credits_header", [True, False], ids=["credits-header", "no-credits-header"])
 async def test_a_later_batch_failing_keeps_what_earlier_batches_paid_for_and_sends_nothing_more(
-    sandboxes: Callable[..., SandboxServer], tmp_path: Path
+    sandboxes: Callable[..., SandboxServer], tmp_path: Path, credits_header: bool
 ) -> None:
-    sandbox = sandboxes()
+    sandbox = sandboxes(credits_header=credits_header)
     urls = sample_identifiers(sandbox.url, "url", 30, offset=80)
     arm(sandbox, kind="status", status=503, endpoint="enrich", after=1, count=1)
     async with pipeline(sandbox, tmp_path) as steps:
@@ -417,6 +421,68 @@ async def test_what_a_request_billed_lowers_the_known_account_balance(
         assert (await steps.app.account.view()).balance == 94
 
 
+@pytest.mark.anyio
+async def test_each_request_is_audited_with_what_it_added_to_a_reservation_that_already_held_charges(
+    sandboxes: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandboxes()
+    urls = sample_identifiers(sandbox.url, "url", 27, offset=260)
+    arm(sandbox, kind="timeout", endpoint="enrich", after=1, count=1)
+    async with pipeline(sandbox, tmp_path, request_timeout=0.5) as steps:
+        runner = steps.runner(len(urls), held=(Decimal(5), Decimal(3)))
+        with anyio.fail_after(20):
+            await upstream.profiles(runner, urls, GROUPS, live=False)
+
+        assert (steps.charged, steps.unverified) == (55, 7)
+        assert charges(steps.records()) == [("50.00", "50.00", "0.00", "ok"),
+                                            ("4.00", "0.00", "4.00", "upstream_outcome_unknown")]  # fmt: skip
+
+
+class BilledError(httpx2.AsyncBaseTransport):
+    """The real sandbox over HTTP, except that the `nth` look-up (from 0) is answered, without reaching it, by a
+    500 that says it billed `credits`: an upstream that processed the request and then failed."""
+
+    def __init__(self, nth: int, credits: str) -> None:
+        self._inner = httpx2.AsyncHTTPTransport()
+        self._nth = nth
+        self._credits = credits
+        self._seen = 0
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.startswith("/person/"):
+            self._seen += 1
+            if self._seen - 1 == self._nth:
+                body = {"error": {"type": "internal_error", "message": "Internal error", "metadata": []}}
+                headers = {"x-credits-used": self._credits, "content-type": "application/json"}
+                return httpx2.Response(500, headers=headers, content=json.dumps(body).encode())
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("nth", [0, 1], ids=["first-request", "later-request"])
+async def test_an_error_answer_that_reports_a_bill_is_booked_at_that_bill_whether_raised_or_recorded(
+    sandboxes: Callable[..., SandboxServer], tmp_path: Path, nth: int
+) -> None:
+    sandbox = sandboxes()
+    urls = sample_identifiers(sandbox.url, "url", 27, offset=280)
+    async with pipeline(sandbox, tmp_path, transport=BilledError(nth, "4")) as steps:
+        runner = steps.runner(len(urls))
+        if nth == 0:
+            with pytest.raises(ServerError):
+                await upstream.profiles(runner, urls, GROUPS, live=False)
+            assert (steps.charged, steps.unverified) == (4, 0)
+            assert charges(steps.records()) == [("50.00", "4.00", "0.00", "upstream_unavailable")]
+        else:
+            found = await upstream.profiles(runner, urls, GROUPS, live=False)
+            assert list(found) == urls[:25] and isinstance(runner.failure, ServerError)
+            assert (steps.charged, steps.unverified) == (54, 0)
+            assert charges(steps.records()) == [("50.00", "50.00", "0.00", "ok"),
+                                                ("4.00", "4.00", "0.00", "upstream_unavailable")]  # fmt: skip
+
+
 # --- contacts ----------------------------------------------------------------------------------------------------
 
 
@@ -453,7 +519,7 @@ async def test_without_the_credits_header_contacts_by_url_are_charged_per_tier_r
 ) -> None:
     sandbox = sandboxes(credits_header=False)
     urls = [*sample_identifiers(sandbox.url, "url", 8, offset=300), NOBODY]
-    async with pipeline(sandbox, tmp_path, rewrite=respelled_echoes) as steps:
+    async with pipeline(sandbox, tmp_path, transport=Rewriting(respelled_echoes)) as steps:
         runner = steps.runner(len(urls))
         found = await upstream.contacts(runner, "professional_network_profile_url", urls, TIERS)
 
@@ -519,7 +585,7 @@ async def test_without_the_credits_header_the_overview_enrich_by_url_is_charged_
 ) -> None:
     sandbox = sandboxes("overview", credits_header=False)
     urls = [*sample_identifiers(sandbox.url, "url", 3, offset=340), NOBODY]
-    async with pipeline(sandbox, tmp_path, rewrite=respelled_echoes) as steps:
+    async with pipeline(sandbox, tmp_path, transport=Rewriting(respelled_echoes)) as steps:
         runner = steps.runner(len(urls))
         found = await upstream.overview(
             runner, "professional_network_profile_url", urls, PATHS, min_score=None, force_fetch=False,
@@ -607,7 +673,7 @@ async def test_a_search_row_without_a_profile_url_resolves_nobody_and_rows_are_p
 ) -> None:
     sandbox = sandboxes(credits_header=False)
     people = searchable_ids(sandbox, 30)
-    async with pipeline(sandbox, tmp_path, rewrite=first_row_without_a_profile_url) as steps:
+    async with pipeline(sandbox, tmp_path, transport=Rewriting(first_row_without_a_profile_url)) as steps:
         runner = steps.runner(len(people))
         found = await upstream.profile_urls_of(runner, list(people))
 
