@@ -452,7 +452,7 @@ class BilledError(httpx2.AsyncBaseTransport):
         if request.url.path.startswith("/person/"):
             self._seen += 1
             if self._seen - 1 == self._nth:
-                body = {"error": {"type": "internal_error", "message": "Internal error", "metadata": []}}
+                body: dict[str, Any] = {"error": {"type": "internal_error", "message": "boom", "metadata": []}}
                 headers = {"x-credits-used": self._credits, "content-type": "application/json"}
                 return httpx2.Response(500, headers=headers, content=json.dumps(body).encode())
         return await self._inner.handle_async_request(request)
