@@ -72,7 +72,13 @@ GROUPS: dict[str, Group] = {
     ),
     "upstream": Group(
         ("tools/upstream.py",),
-        ("test_pricing.py", "test_enrich_tools.py", "test_empty_answers.py", "test_contract_flows.py"),
+        (
+            "test_pricing.py",
+            "test_enrich_tools.py",
+            "test_empty_answers.py",
+            "test_contract_flows.py",
+            "test_upstream_steps.py",
+        ),
     ),
 }
 
