@@ -62,7 +62,13 @@ GROUPS: dict[str, Group] = {
     # calls the pipeline's main functions: a survivor costs the whole selection (about 20 s).
     "enrichment": Group(
         ("tools/enrichment.py",),
-        ("test_pricing.py", "test_enrich_tools.py", "test_empty_answers.py", "test_contract_flows.py"),
+        (
+            "test_pricing.py",
+            "test_enrich_tools.py",
+            "test_empty_answers.py",
+            "test_contract_flows.py",
+            "test_enrichment_emails.py",
+        ),
     ),
     "upstream": Group(
         ("tools/upstream.py",),
