@@ -68,6 +68,7 @@ GROUPS: dict[str, Group] = {
             "test_empty_answers.py",
             "test_contract_flows.py",
             "test_enrichment_assembly.py",
+            "test_enrichment_emails.py",
         ),
     ),
     "upstream": Group(
