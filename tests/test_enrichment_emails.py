@@ -51,7 +51,6 @@ pytestmark = [pytest.mark.anyio]
 # Every call approved up front; the opt-out list re-read only when a look-up starts (housekeeping's periodic re-read
 # would race the changes these tests make while a call is on the wire).
 SETTINGS: dict[str, Any] = {"confirm_above": 1000, "session_budget": 1000, "housekeeping_seconds": 3600}
-DEFAULT_SECTIONS = ("basic_profile", "social_handles", "experience")
 NAME_AND_WORK_EMAIL = ["basic_profile.name", "contact.business_emails"]
 NOT_FETCHED = "profile sections not fetched"
 
@@ -344,6 +343,8 @@ async def test_a_cached_address_whose_owner_opted_out_by_a_profile_url_only_the_
         upstream.post("/_sandbox/config", {"include_default_families": True})
 
     assert name_of(first["people"][0]) == owner.data["basic_profile"]["name"]
+    # The confirmation's quote and the call's own plan both find the entry and set the address aside: nothing is
+    # bought to find out again who is behind it (the quote used to drop the entry, and the call then paid for that).
     assert again["people"] == [] and problems(again) == {email: SUPPRESSED_UNSENT}
     assert upstream.paid_requests() == sent and charged(again) == 0
     assert email not in held
@@ -385,6 +386,97 @@ async def test_candidates_who_opt_out_while_their_address_is_being_resolved_are_
     assert endpoints(upstream) == ["contact", "search"]
     # Its profile sections were not got, so nothing is cached for the address (it is not claimed as complete).
     assert best.slug not in held and leaver.business_emails[0] not in held and stayer.business_emails[0] not in held
+
+
+@CURRENT
+async def test_an_address_whose_only_candidate_shows_another_opted_out_work_email_is_withheld_before_the_search(
+    sandbox: SandboxServer, upstream: Upstream, tmp_path: Path
+) -> None:
+    [owner] = single_owners(sandbox, 1, having=lambda p: len(p.business_emails) > 1)
+    email, other = owner.business_emails[0], owner.business_emails[1]
+    optout, cache = tmp_path / "optout", MemoryStore()
+    opt_out(optout, other)
+
+    async with serving(upstream, optout, cache) as client:
+        first = await call(client, "enrich_person_by_email", by_email([email]))
+        again = await call(client, "enrich_person_by_email", by_email([email]))
+        held = await cache.cache_items(PROFILE_PREFIX)
+
+    for result in (first, again):
+        assert result["people"] == [] and problems(result) == {email: SUPPRESSED_FOUND}
+    # Contact Enrich named them by their other address: no search, no profile, and no entry (not even a no-match).
+    assert endpoints(upstream) == ["contact", "contact"]
+    assert held == []
+    assert charged(first) + charged(again) == upstream.billed()
+
+
+@CURRENT
+async def test_a_best_candidate_who_opts_out_by_profile_url_while_their_profile_is_fetched_is_withheld(
+    sandbox: SandboxServer, upstream: Upstream, tmp_path: Path
+) -> None:
+    email, candidates = multi(sandbox, 2, offset=3)
+    best = candidates[0].person
+    optout, cache = tmp_path / "optout", MemoryStore()
+    switched = upstream.post("/_sandbox/config", {"include_default_families": False})
+    assert switched.status_code == 200, switched.text
+    rule = upstream.post("/_sandbox/faults", {"kind": "latency", "ms": 1500, "count": 1, "endpoint": "enrich"})
+    assert rule.status_code == 200, rule.text
+    result: dict[str, Any] = {}
+
+    async def look_up(client: Client) -> None:
+        result.update(await call(client, "enrich_person_by_email", by_email([email], ["basic_profile.name"])))
+
+    try:
+        # Housekeeping re-reads the list every 50 ms, so the change below is seen while the profile is on the wire.
+        async with (
+            serving(upstream, optout, cache, housekeeping_seconds=0.05) as client,
+            httpx2.AsyncClient() as http,
+            anyio.create_task_group() as tasks,
+        ):
+            tasks.start_soon(look_up, client)
+            with anyio.fail_after(30):  # the profile request is held: the URL was named and passed the list
+                while await faults_applied(http, upstream.url) < 1 or await in_flight(http, upstream.url) < 1:
+                    await anyio.sleep(0.01)
+            opt_out(optout, best.profile_url)
+    finally:
+        ADMIN.delete(f"{upstream.url}/_sandbox/faults")
+        upstream.post("/_sandbox/config", {"include_default_families": True})
+
+    # The profile answer carries no social handles, so only the URL the search named shows who it is: the best
+    # candidate is withheld by it at the last check, and the colleague after them is still returned.
+    assert [p["confidence_score"] for p in result["people"]] == [candidates[1].score]
+    assert problems(result) == {"(opt-out)": "1 further candidate withheld: on this server's opt-out list"}
+    assert best.data["basic_profile"]["name"] not in json.dumps(result)
+    assert endpoints(upstream) == ["contact", "search", "enrich"]
+
+
+@CURRENT
+async def test_a_cached_search_page_whose_person_opted_out_since_is_served_without_paying_to_find_them_again(
+    sandbox: SandboxServer, upstream: Upstream, tmp_path: Path
+) -> None:
+    dataset = sandbox.state.dataset
+    names: dict[str, int] = {}
+    for person in dataset.people:
+        names[str(person.data["basic_profile"]["name"])] = names.get(str(person.data["basic_profile"]["name"]), 0) + 1
+    [leaver] = single_owners(sandbox, 1, having=lambda p: names[str(p.data["basic_profile"]["name"])] == 1)
+    search = {
+        "filters": {"field": "basic_profile.name", "type": "=", "value": leaver.data["basic_profile"]["name"]},
+        "limit": 1,
+        "fields": NAME_AND_WORK_EMAIL,
+    }
+    optout = tmp_path / "optout"
+
+    async with serving(upstream, optout, MemoryStore()) as client:
+        first = await call(client, "search_then_enrich", search)
+        opt_out(optout, leaver.business_emails[0])
+        sent = upstream.paid_requests()
+        again = await call(client, "search_then_enrich", search)
+
+    assert leaver.business_emails[0] in json.dumps(first)
+    # The page and the person's entry were cached: the entry shows the address now on the list, so the person is left
+    # out, and nothing is bought to find that out again.
+    assert leaver.business_emails[0] not in json.dumps(again)
+    assert upstream.paid_requests() == sent and charged(again) == 0
 
 
 # --- the module's own helpers ----------------------------------------------------------------------------------------

@@ -95,25 +95,31 @@ def search_quote(call: SearchCall, prices: PriceTable, *, page_cached: bool = Fa
     return Quote(search + enrich.estimate, f"{searching} + {enrich.breakdown}", (*ways, *lower))
 
 
-async def price_search(app: AppState, owner: Owner, call: SearchCall, account: AccountView) -> Priced:
+async def price_search(
+    app: AppState, owner: Owner, call: SearchCall, account: AccountView, *, quote_only: bool = False
+) -> Priced:
     """The quote the confirmation asks about and the tool reserves: the same figure, from the same cache state.
 
-    A page read before costs nothing, and its people are known, so the quote is then the plan's for exactly them.
+    A page read before costs nothing, and its people are known, so the quote is then the plan's for exactly them
+    (`quote_only` for the confirmation: its plan changes nothing the tool's own plan reads, see `enrichment.plan`).
     """
     with app.tracer.span("person_enrich.quote", limit=call.limit, enrich=call.enrich) as span:
-        priced = await _price_search(app, owner, call, account)
+        priced = await _price_search(app, owner, call, account, quote_only=quote_only)
         span.set(search_page_cached=priced.page is not None, estimate=priced.quote.estimate)
     return priced
 
 
-async def _price_search(app: AppState, owner: Owner, call: SearchCall, account: AccountView) -> Priced:
+async def _price_search(
+    app: AppState, owner: Owner, call: SearchCall, account: AccountView, *, quote_only: bool
+) -> Priced:
     cached = await cached_page(app, owner, call)
     if cached is None:
         return Priced(search_quote(call, account.prices))
     page, withheld = cached
     if not call.enrich:
         return Priced(search_quote(call, account.prices, page_cached=True), page, withheld=withheld)
-    the_plan = await enrichment.plan(app, Lookup("url", check_profile_urls(_profile_urls(page)), call.selection))
+    lookup = Lookup("url", check_profile_urls(_profile_urls(page)), call.selection)
+    the_plan = await enrichment.plan(app, lookup, quote_only=quote_only)
     quote = the_plan.quote
     return Priced(
         Quote(quote.estimate, f"search page cached (free) + {quote.breakdown}", quote.ways_to_lower),
@@ -137,7 +143,7 @@ async def _confirm_search(
     try:
         check_max_credits(max_credits)
         call = prepare(filters, sorts, limit, cursor, fields, enrich, app.policy)
-        priced = await price_search(app, owner_of(ctx), call, await app.account.view())
+        priced = await price_search(app, owner_of(ctx), call, await app.account.view(), quote_only=True)
     except PersonEnrichError:
         return SpendDecision(approved=True, how="not_needed")  # the tool body reports the problem
     return await decide(ctx, priced.quote, max_credits, tool=TOOL)
