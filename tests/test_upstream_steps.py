@@ -26,7 +26,7 @@ import pytest
 from person_enrich_mcp.account import AccountView
 from person_enrich_mcp.api import EnrichEntry, EnrichMatch
 from person_enrich_mcp.budget import Owner, Quote, Reservation
-from person_enrich_mcp.errors import APIOutcomeUnknownError, ServerError
+from person_enrich_mcp.errors import APIOutcomeUnknownError, PermissionDeniedError, ServerError
 from person_enrich_mcp.fields import PROFILE_URL_PATH
 from person_enrich_mcp.privacy.audit import AuditLog
 from person_enrich_mcp.sandbox import SandboxConfig, SandboxServer
@@ -164,6 +164,13 @@ async def pipeline(
         yield Pipeline(app, await app.account.view(), Upstream(sandbox.url, key), log)
 
 
+def sample(sandbox: SandboxServer, kind: str, n: int, offset: int = 0) -> list[str]:
+    """`n` distinct identifiers of people in the sandbox (all of them: a test's batch sizes depend on it)."""
+    found = sample_identifiers(sandbox.url, kind, n, offset)
+    assert len(set(found)) == n, f"the sandbox holds fewer than {n} {kind} identifiers from {offset}"
+    return found
+
+
 def urls_of(body: dict[str, Any]) -> list[str]:
     return cast(list[str], body.get("professional_network_profile_urls") or body.get("business_emails") or [])
 
@@ -195,10 +202,10 @@ def test_chunks_are_batches_of_at_most_25_identifiers_in_order_by_default() -> N
 def test_answers_are_rejoined_to_the_urls_sent_even_when_the_echo_is_spelled_differently() -> None:
     sent = ["https://www.linkedin.com/in/ada-one", "https://www.linkedin.com/in/bob-two", NOBODY]
     entries = [
+        entry("https://www.linkedin.com/in/never-sent", match(1.0, 4)),  # ignored, and the rest still read
         entry(respell(sent[0]), match(0.5, 1), match(0.9, 2)),
-        entry(sent[1], match(1.0, 3)),
-        entry("https://www.linkedin.com/in/never-sent", match(1.0, 4)),
         entry("not a url at all", match(1.0, 5)),
+        entry(sent[1], match(1.0, 3)),
     ]
     joined = upstream.rejoin("professional_network_profile_url", entries, sent)
     assert {url: [m.person_data["crustdata_person_id"] for m in ms] for url, ms in joined.items()} == {
@@ -207,6 +214,17 @@ def test_answers_are_rejoined_to_the_urls_sent_even_when_the_echo_is_spelled_dif
         NOBODY: [],  # sent, no entry: no match
     }
     assert upstream._matched("professional_network_profile_url", entries, sent) == 2  # pyright: ignore[reportPrivateUsage]
+
+
+def test_an_echo_equal_to_what_was_sent_joins_as_sent_and_an_unreadable_echo_joins_nothing() -> None:
+    # Sent as given (not in canonical form): an echo of exactly that joins without being re-read.
+    sent = ["linkedin.com/in/ada-one", "Ada@Northwind-Labs.example", ""]
+    as_urls = upstream.rejoin("professional_network_profile_url", [entry(sent[0], match(1.0, 1))], sent)
+    as_emails = upstream.rejoin("business_email", [entry(sent[1], match(1.0, 2), match_type="business_email")], sent)
+    assert [len(as_urls[s]) for s in sent] == [1, 0, 0] and [len(as_emails[s]) for s in sent] == [0, 1, 0]
+    # An echo that is no identifier at all joins nothing, not even an empty one.
+    unreadable = upstream.rejoin("professional_network_profile_url", [entry("not a url", match(1.0, 3))], sent)
+    assert unreadable == {s: [] for s in sent}
 
 
 def test_email_answers_are_rejoined_with_the_email_spelling_rules_only() -> None:
@@ -242,7 +260,7 @@ async def test_profiles_go_out_in_batches_of_25_each_paid_audited_and_reported_a
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes()
-    urls = [*sample_identifiers(sandbox.url, "url", 50), NOBODY]
+    urls = [*sample(sandbox, "url", 50), NOBODY]
     async with pipeline(sandbox, tmp_path) as steps:
         runner = steps.runner(len(urls))
         found = await upstream.profiles(runner, urls, GROUPS, live=False)
@@ -272,7 +290,7 @@ async def test_live_profiles_go_to_live_enrich_at_its_price_and_are_audited_as_l
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes()
-    urls = sample_identifiers(sandbox.url, "url", 2, offset=60)
+    urls = sample(sandbox, "url", 2, offset=60)
     async with pipeline(sandbox, tmp_path) as steps:
         runner = steps.runner(len(urls))
         found = await upstream.profiles(runner, urls, ("basic_profile",), live=True)
@@ -291,7 +309,7 @@ async def test_without_the_credits_header_profiles_are_charged_per_matched_url_e
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes(credits_header=False)
-    urls = [*sample_identifiers(sandbox.url, "url", 3, offset=70), NOBODY]
+    urls = [*sample(sandbox, "url", 3, offset=70), NOBODY]
     async with pipeline(sandbox, tmp_path, transport=Rewriting(respelled_echoes)) as steps:
         runner = steps.runner(len(urls))
         found = await upstream.profiles(runner, urls, GROUPS, live=False)
@@ -308,7 +326,7 @@ async def test_a_later_batch_failing_keeps_what_earlier_batches_paid_for_and_sen
     sandboxes: Callable[..., SandboxServer], tmp_path: Path, credits_header: bool
 ) -> None:
     sandbox = sandboxes(credits_header=credits_header)
-    urls = sample_identifiers(sandbox.url, "url", 30, offset=80)
+    urls = sample(sandbox, "url", 30, offset=80)
     arm(sandbox, kind="status", status=503, endpoint="enrich", after=1, count=1)
     async with pipeline(sandbox, tmp_path) as steps:
         runner = steps.runner(len(urls) + 5)
@@ -332,7 +350,7 @@ async def test_a_failure_of_the_first_request_is_raised_and_audited_with_nothing
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes()
-    urls = sample_identifiers(sandbox.url, "url", 30, offset=120)
+    urls = sample(sandbox, "url", 30, offset=120)
     arm(sandbox, kind="status", status=503, endpoint="enrich", count=1)
     async with pipeline(sandbox, tmp_path) as steps:
         runner = steps.runner(len(urls))
@@ -348,7 +366,7 @@ async def test_a_lost_answer_on_a_later_batch_holds_that_batchs_worst_case_as_un
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes()
-    urls = sample_identifiers(sandbox.url, "url", 30, offset=160)
+    urls = sample(sandbox, "url", 30, offset=160)
     arm(sandbox, kind="timeout", endpoint="enrich", after=1, count=1)
     async with pipeline(sandbox, tmp_path, request_timeout=0.5) as steps:
         runner = steps.runner(len(urls))
@@ -368,7 +386,7 @@ async def test_an_unreadable_answer_books_what_it_said_it_billed_or_else_its_wor
     sandboxes: Callable[..., SandboxServer], tmp_path: Path, credits_header: bool
 ) -> None:
     sandbox = sandboxes(credits_header=credits_header)
-    urls = sample_identifiers(sandbox.url, "url", 28, offset=200)
+    urls = sample(sandbox, "url", 28, offset=200)
     arm(sandbox, kind="malformed", endpoint="enrich", after=1, count=1)
     async with pipeline(sandbox, tmp_path) as steps:
         runner = steps.runner(len(urls))
@@ -390,7 +408,7 @@ async def test_a_request_cancelled_before_it_was_sent_is_audited_as_cancelled_an
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes()
-    urls = sample_identifiers(sandbox.url, "url", 2, offset=240)
+    urls = sample(sandbox, "url", 2, offset=240)
     async with pipeline(sandbox, tmp_path) as steps:
         runner = steps.runner(len(urls))
         with anyio.CancelScope() as scope:
@@ -405,7 +423,7 @@ async def test_what_a_request_billed_lowers_the_known_account_balance(
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes()
-    urls = sample_identifiers(sandbox.url, "url", 3, offset=250)
+    urls = sample(sandbox, "url", 3, offset=250)
     async with pipeline(sandbox, tmp_path, account_balance_seconds=3600) as steps:
         response = ADMIN.post(
             f"{sandbox.url}/_sandbox/balance", json={"credits": "100"},
@@ -426,7 +444,7 @@ async def test_each_request_is_audited_with_what_it_added_to_a_reservation_that_
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes()
-    urls = sample_identifiers(sandbox.url, "url", 27, offset=260)
+    urls = sample(sandbox, "url", 27, offset=260)
     arm(sandbox, kind="timeout", endpoint="enrich", after=1, count=1)
     async with pipeline(sandbox, tmp_path, request_timeout=0.5) as steps:
         runner = steps.runner(len(urls), held=(Decimal(5), Decimal(3)))
@@ -467,7 +485,7 @@ async def test_an_error_answer_that_reports_a_bill_is_booked_at_that_bill_whethe
     sandboxes: Callable[..., SandboxServer], tmp_path: Path, nth: int
 ) -> None:
     sandbox = sandboxes()
-    urls = sample_identifiers(sandbox.url, "url", 27, offset=280)
+    urls = sample(sandbox, "url", 27, offset=280)
     async with pipeline(sandbox, tmp_path, transport=BilledError(nth, "4")) as steps:
         runner = steps.runner(len(urls))
         if nth == 0:
@@ -483,6 +501,44 @@ async def test_an_error_answer_that_reports_a_bill_is_booked_at_that_bill_whethe
                                                 ("4.00", "4.00", "0.00", "upstream_unavailable")]  # fmt: skip
 
 
+@pytest.mark.anyio
+async def test_what_the_credits_header_says_is_booked_even_where_the_price_table_would_say_less(
+    sandboxes: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandboxes()
+    (url,) = sample(sandbox, "url", 1, offset=290)
+    async with pipeline(sandbox, tmp_path) as steps:
+        runner = steps.runner(2)
+        # The upstream answers and bills a repeated identifier twice; re-joined, it is one matched profile.
+        found = await upstream.profiles(runner, [url, url], GROUPS, live=False)
+
+        assert list(found) == [url] and found[url]
+        assert steps.charged == steps.upstream.billed() == 4
+        assert charges(steps.records()) == [("4.00", "4.00", "0.00", "ok")]
+
+
+@pytest.mark.anyio
+async def test_a_later_batch_refused_for_a_plan_withheld_field_keeps_the_paid_batches_and_reads_the_plan_again(
+    sandboxes: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandboxes()
+    urls = sample(sandbox, "url", 27, offset=100)
+    arm(sandbox, kind="status", status=403, reason="fields", denied_fields=["dev_platform_profiles"],
+        endpoint="enrich", after=1, count=1)  # fmt: skip
+    async with pipeline(sandbox, tmp_path) as steps:
+        runner = steps.runner(len(urls))
+        found = await upstream.profiles(runner, urls, GROUPS, live=False)
+
+        assert list(found) == urls[:25]
+        assert isinstance(runner.failure, PermissionDeniedError)
+        assert runner.failure.denied_fields == ("dev_platform_profiles",)
+        assert steps.charged == steps.upstream.billed() == 50
+        assert [r["outcome"] for r in steps.records()] == ["ok", "upstream_permission_denied"]
+        reads = sum(steps.upstream.requests("account").values())
+        await steps.app.account.view()
+        assert sum(steps.upstream.requests("account").values()) > reads  # the plan is read again
+
+
 # --- contacts ----------------------------------------------------------------------------------------------------
 
 
@@ -491,7 +547,7 @@ async def test_contacts_by_work_email_go_out_in_batches_and_are_audited_as_email
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes()
-    emails = sample_identifiers(sandbox.url, "email", 26)
+    emails = sample(sandbox, "email", 26)
     async with pipeline(sandbox, tmp_path) as steps:
         runner = steps.runner(len(emails))
         found = await upstream.contacts(runner, "business_email", emails, TIERS)
@@ -518,7 +574,7 @@ async def test_without_the_credits_header_contacts_by_url_are_charged_per_tier_r
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes(credits_header=False)
-    urls = [*sample_identifiers(sandbox.url, "url", 8, offset=300), NOBODY]
+    urls = [*sample(sandbox, "url", 8, offset=300), NOBODY]
     async with pipeline(sandbox, tmp_path, transport=Rewriting(respelled_echoes)) as steps:
         runner = steps.runner(len(urls))
         found = await upstream.contacts(runner, "professional_network_profile_url", urls, TIERS)
@@ -537,7 +593,7 @@ async def test_a_lost_contact_answer_holds_the_batchs_worst_case_for_every_tier_
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes()
-    urls = sample_identifiers(sandbox.url, "url", 27, offset=320)
+    urls = sample(sandbox, "url", 27, offset=320)
     arm(sandbox, kind="timeout", endpoint="contact", after=1, count=1)
     async with pipeline(sandbox, tmp_path, request_timeout=0.5) as steps:
         runner = steps.runner(len(urls))
@@ -557,7 +613,7 @@ async def test_the_overview_enrich_by_work_email_goes_out_in_batches_audited_as_
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes("overview")
-    emails = sample_identifiers(sandbox.url, "email", 26, offset=40)
+    emails = sample(sandbox, "email", 26, offset=40)
     async with pipeline(sandbox, tmp_path) as steps:
         runner = steps.runner(len(emails))
         found = await upstream.overview(
@@ -584,7 +640,7 @@ async def test_without_the_credits_header_the_overview_enrich_by_url_is_charged_
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes("overview", credits_header=False)
-    urls = [*sample_identifiers(sandbox.url, "url", 3, offset=340), NOBODY]
+    urls = [*sample(sandbox, "url", 3, offset=340), NOBODY]
     async with pipeline(sandbox, tmp_path, transport=Rewriting(respelled_echoes)) as steps:
         runner = steps.runner(len(urls))
         found = await upstream.overview(
@@ -608,7 +664,7 @@ async def test_a_later_overview_batch_failing_keeps_the_batches_already_paid_for
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes("overview")
-    urls = sample_identifiers(sandbox.url, "url", 26, offset=360)
+    urls = sample(sandbox, "url", 26, offset=360)
     arm(sandbox, kind="status", status=503, endpoint="enrich", after=1, count=1)
     async with pipeline(sandbox, tmp_path) as steps:
         runner = steps.runner(len(urls))
