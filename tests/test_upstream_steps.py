@@ -22,9 +22,10 @@ from typing import Any, cast
 import anyio
 import httpx2
 import pytest
+from mcp import Client
 
 from person_enrich_mcp.account import AccountView
-from person_enrich_mcp.api import EnrichEntry, EnrichMatch
+from person_enrich_mcp.api import ENRICH, LIVE, EnrichEntry, EnrichMatch
 from person_enrich_mcp.budget import Owner, Quote, Reservation
 from person_enrich_mcp.errors import APIOutcomeUnknownError, PermissionDeniedError, ServerError
 from person_enrich_mcp.fields import PROFILE_URL_PATH
@@ -33,7 +34,7 @@ from person_enrich_mcp.sandbox import SandboxConfig, SandboxServer
 from person_enrich_mcp.server import build_server
 from person_enrich_mcp.tools import upstream
 from person_enrich_mcp.tools.context import AppState
-from tests.conftest import ADMIN, Upstream, canary_key, sample_identifiers, settings_for
+from tests.conftest import ADMIN, Upstream, canary_key, error_facts, sample_identifiers, settings_for
 
 GROUPS = ("basic_profile", "dev_platform_profiles")  # 2 credits a matched profile on today's /person/enrich
 TIERS = ("contact.business_emails", "contact.personal_emails")  # 1 + 2 credits when both come back
@@ -537,6 +538,56 @@ async def test_a_later_batch_refused_for_a_plan_withheld_field_keeps_the_paid_ba
         reads = sum(steps.upstream.requests("account").values())
         await steps.app.account.view()
         assert sum(steps.upstream.requests("account").values()) > reads  # the plan is read again
+
+
+@pytest.mark.anyio
+async def test_without_an_account_listing_a_field_the_upstream_refused_stays_refused_by_the_next_view(
+    sandboxes: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandboxes("overview")  # no account listing: what the plan withholds is learned from 403s only
+    urls = sample(sandbox, "url", 2, offset=30)
+    async with pipeline(sandbox, tmp_path) as steps:
+        response = ADMIN.post(
+            f"{sandbox.url}/_sandbox/plan", json={"disabled_fields": {"/person/enrich": ["skills"]}},
+            headers={"authorization": f"Bearer {steps.upstream.key}"},
+        )  # fmt: skip
+        assert response.status_code == 200, response.text
+        assert steps.view.source == "configuration" and steps.view.disabled_fields(ENRICH) == frozenset()
+        runner = steps.runner(len(urls))
+        with pytest.raises(PermissionDeniedError):
+            await upstream.overview(
+                runner, "professional_network_profile_url", urls, ("skills",), min_score=None, force_fetch=False,
+                enrich_realtime=False,
+            )  # fmt: skip
+
+        # Re-reading finds no listing to replace what the 403 said: the next call refuses the field locally.
+        view = await steps.app.account.view()
+        assert view.disabled_fields(ENRICH) == frozenset({"skills"})
+        assert view.disabled_fields(LIVE) == frozenset()
+
+
+@pytest.mark.anyio
+async def test_without_an_account_listing_a_403_makes_the_next_call_refuse_the_field_locally(
+    sandboxes: Callable[..., SandboxServer],
+) -> None:
+    sandbox = sandboxes("overview")
+    urls = sample(sandbox, "url", 2, offset=34)
+    key = canary_key("steps-e2e")
+    upstream_key = Upstream(sandbox.url, key)
+    assert upstream_key.post("/_sandbox/plan", {"disabled_fields": {"/person/enrich": ["skills"]}}).status_code == 200
+    fields = ["basic_profile.name", "skills"]
+    async with Client(build_server(settings_for(sandbox.url, key))) as client:
+        with anyio.fail_after(60):
+            results = [
+                await client.call_tool(
+                    "enrich_person_by_url", {"professional_network_profile_urls": [u], "fields": fields}
+                )
+                for u in urls
+            ]
+
+    codes = [error_facts(r)["error"]["code"] for r in results]
+    assert codes == ["upstream_permission_denied", "not_in_plan"]
+    assert upstream_key.requests("enrich") == {"403": 1}  # the second call sent nothing
 
 
 # --- contacts ----------------------------------------------------------------------------------------------------
