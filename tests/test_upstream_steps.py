@@ -405,6 +405,40 @@ async def test_an_unreadable_answer_books_what_it_said_it_billed_or_else_its_wor
 
 
 @pytest.mark.anyio
+async def test_a_batch_the_client_retried_after_an_unbilled_503_is_one_request_paid_once(
+    sandboxes: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandboxes()
+    urls = sample(sandbox, "url", 30, offset=20)
+    arm(sandbox, kind="status", status=503, endpoint="enrich", after=1, count=1)
+    async with pipeline(sandbox, tmp_path, max_retries=2, retry_base_delay=0.01, retry_max_delay=0.02) as steps:
+        runner = steps.runner(len(urls))
+        found = await upstream.profiles(runner, urls, GROUPS, live=False)
+
+        assert list(found) == urls and runner.failure is None
+        assert steps.upstream.requests("enrich") == {"200": 2, "503": 1}
+        assert steps.charged == steps.upstream.billed() == 60
+        assert charges(steps.records()) == [("50.00", "50.00", "0.00", "ok"), ("10.00", "10.00", "0.00", "ok")]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("credits_header", [True, False], ids=["credits-header", "no-credits-header"])
+async def test_a_cut_off_answer_is_never_retried_and_counts_once_at_what_it_said_or_its_worst_case(
+    sandboxes: Callable[..., SandboxServer], tmp_path: Path, credits_header: bool
+) -> None:
+    sandbox = sandboxes(credits_header=credits_header)
+    urls = sample(sandbox, "url", 30, offset=50)
+    arm(sandbox, kind="truncated", endpoint="enrich", after=1, count=1)
+    async with pipeline(sandbox, tmp_path, max_retries=2, retry_base_delay=0.01, retry_max_delay=0.02) as steps:
+        runner = steps.runner(len(urls))
+        found = await upstream.profiles(runner, urls, GROUPS, live=False)
+
+        assert list(found) == urls[:25] and runner.failure is not None
+        assert sum(steps.upstream.requests("enrich").values()) == 2 and steps.upstream.billed() == 60
+        assert (steps.charged, steps.unverified) == ((60, 0) if credits_header else (50, 10))
+
+
+@pytest.mark.anyio
 async def test_a_request_cancelled_before_it_was_sent_is_audited_as_cancelled_and_costs_nothing(
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
