@@ -93,6 +93,29 @@ class Rewriting(httpx2.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+class BilledError(httpx2.AsyncBaseTransport):
+    """The real sandbox over HTTP, except that the `nth` look-up (from 0) is answered, without reaching it, by a
+    500 that says it billed `credits`: an upstream that processed the request and then failed."""
+
+    def __init__(self, nth: int, credits: str) -> None:
+        self._inner = httpx2.AsyncHTTPTransport()
+        self._nth = nth
+        self._credits = credits
+        self._seen = 0
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.startswith("/person/"):
+            self._seen += 1
+            if self._seen - 1 == self._nth:
+                body: dict[str, Any] = {"error": {"type": "internal_error", "message": "boom", "metadata": []}}
+                headers = {"x-credits-used": self._credits, "content-type": "application/json"}
+                return httpx2.Response(500, headers=headers, content=json.dumps(body).encode())
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 def respell(url: str) -> str:
     """The same profile URL written another way: http, no `www.`, upper-case host, a trailing slash."""
     slug = url.rsplit("/in/", 1)[1]
@@ -489,29 +512,6 @@ async def test_each_request_is_audited_with_what_it_added_to_a_reservation_that_
         assert (steps.charged, steps.unverified) == (55, 7)
         assert charges(steps.records()) == [("50.00", "50.00", "0.00", "ok"),
                                             ("4.00", "0.00", "4.00", "upstream_outcome_unknown")]  # fmt: skip
-
-
-class BilledError(httpx2.AsyncBaseTransport):
-    """The real sandbox over HTTP, except that the `nth` look-up (from 0) is answered, without reaching it, by a
-    500 that says it billed `credits`: an upstream that processed the request and then failed."""
-
-    def __init__(self, nth: int, credits: str) -> None:
-        self._inner = httpx2.AsyncHTTPTransport()
-        self._nth = nth
-        self._credits = credits
-        self._seen = 0
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        if request.url.path.startswith("/person/"):
-            self._seen += 1
-            if self._seen - 1 == self._nth:
-                body: dict[str, Any] = {"error": {"type": "internal_error", "message": "boom", "metadata": []}}
-                headers = {"x-credits-used": self._credits, "content-type": "application/json"}
-                return httpx2.Response(500, headers=headers, content=json.dumps(body).encode())
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
 
 @pytest.mark.anyio
