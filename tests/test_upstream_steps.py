@@ -22,18 +22,19 @@ from typing import Any, cast
 import anyio
 import httpx2
 import pytest
+from mcp import Client
 
 from person_enrich_mcp.account import AccountView
-from person_enrich_mcp.api import EnrichEntry, EnrichMatch
+from person_enrich_mcp.api import ENRICH, LIVE, EnrichEntry, EnrichMatch
 from person_enrich_mcp.budget import Owner, Quote, Reservation
-from person_enrich_mcp.errors import APIOutcomeUnknownError, ServerError
+from person_enrich_mcp.errors import APIOutcomeUnknownError, PermissionDeniedError, ServerError
 from person_enrich_mcp.fields import PROFILE_URL_PATH
 from person_enrich_mcp.privacy.audit import AuditLog
 from person_enrich_mcp.sandbox import SandboxConfig, SandboxServer
 from person_enrich_mcp.server import build_server
 from person_enrich_mcp.tools import upstream
 from person_enrich_mcp.tools.context import AppState
-from tests.conftest import ADMIN, Upstream, canary_key, sample_identifiers, settings_for
+from tests.conftest import ADMIN, Upstream, canary_key, error_facts, sample_identifiers, settings_for
 
 GROUPS = ("basic_profile", "dev_platform_profiles")  # 2 credits a matched profile on today's /person/enrich
 TIERS = ("contact.business_emails", "contact.personal_emails")  # 1 + 2 credits when both come back
@@ -87,6 +88,29 @@ class Rewriting(httpx2.AsyncBaseTransport):
         skipped = ("content-length", "content-encoding", "transfer-encoding")
         headers = [(k, v) for k, v in response.headers.items() if k.lower() not in skipped]
         return httpx2.Response(response.status_code, headers=headers, content=content)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class BilledError(httpx2.AsyncBaseTransport):
+    """The real sandbox over HTTP, except that the `nth` look-up (from 0) is answered, without reaching it, by a
+    500 that says it billed `credits`: an upstream that processed the request and then failed."""
+
+    def __init__(self, nth: int, credits: str) -> None:
+        self._inner = httpx2.AsyncHTTPTransport()
+        self._nth = nth
+        self._credits = credits
+        self._seen = 0
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.startswith("/person/"):
+            self._seen += 1
+            if self._seen - 1 == self._nth:
+                body: dict[str, Any] = {"error": {"type": "internal_error", "message": "boom", "metadata": []}}
+                headers = {"x-credits-used": self._credits, "content-type": "application/json"}
+                return httpx2.Response(500, headers=headers, content=json.dumps(body).encode())
+        return await self._inner.handle_async_request(request)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -164,6 +188,13 @@ async def pipeline(
         yield Pipeline(app, await app.account.view(), Upstream(sandbox.url, key), log)
 
 
+def sample(sandbox: SandboxServer, kind: str, n: int, offset: int = 0) -> list[str]:
+    """`n` distinct identifiers of people in the sandbox (all of them: a test's batch sizes depend on it)."""
+    found = sample_identifiers(sandbox.url, kind, n, offset)
+    assert len(set(found)) == n, f"the sandbox holds fewer than {n} {kind} identifiers from {offset}"
+    return found
+
+
 def urls_of(body: dict[str, Any]) -> list[str]:
     return cast(list[str], body.get("professional_network_profile_urls") or body.get("business_emails") or [])
 
@@ -195,10 +226,10 @@ def test_chunks_are_batches_of_at_most_25_identifiers_in_order_by_default() -> N
 def test_answers_are_rejoined_to_the_urls_sent_even_when_the_echo_is_spelled_differently() -> None:
     sent = ["https://www.linkedin.com/in/ada-one", "https://www.linkedin.com/in/bob-two", NOBODY]
     entries = [
+        entry("https://www.linkedin.com/in/never-sent", match(1.0, 4)),  # ignored, and the rest still read
         entry(respell(sent[0]), match(0.5, 1), match(0.9, 2)),
-        entry(sent[1], match(1.0, 3)),
-        entry("https://www.linkedin.com/in/never-sent", match(1.0, 4)),
         entry("not a url at all", match(1.0, 5)),
+        entry(sent[1], match(1.0, 3)),
     ]
     joined = upstream.rejoin("professional_network_profile_url", entries, sent)
     assert {url: [m.person_data["crustdata_person_id"] for m in ms] for url, ms in joined.items()} == {
@@ -207,6 +238,17 @@ def test_answers_are_rejoined_to_the_urls_sent_even_when_the_echo_is_spelled_dif
         NOBODY: [],  # sent, no entry: no match
     }
     assert upstream._matched("professional_network_profile_url", entries, sent) == 2  # pyright: ignore[reportPrivateUsage]
+
+
+def test_an_echo_equal_to_what_was_sent_joins_as_sent_and_an_unreadable_echo_joins_nothing() -> None:
+    # Sent as given (not in canonical form): an echo of exactly that joins without being re-read.
+    sent = ["linkedin.com/in/ada-one", "Ada@Northwind-Labs.example", ""]
+    as_urls = upstream.rejoin("professional_network_profile_url", [entry(sent[0], match(1.0, 1))], sent)
+    as_emails = upstream.rejoin("business_email", [entry(sent[1], match(1.0, 2), match_type="business_email")], sent)
+    assert [len(as_urls[s]) for s in sent] == [1, 0, 0] and [len(as_emails[s]) for s in sent] == [0, 1, 0]
+    # An echo that is no identifier at all joins nothing, not even an empty one.
+    unreadable = upstream.rejoin("professional_network_profile_url", [entry("not a url", match(1.0, 3))], sent)
+    assert unreadable == {s: [] for s in sent}
 
 
 def test_email_answers_are_rejoined_with_the_email_spelling_rules_only() -> None:
@@ -242,7 +284,7 @@ async def test_profiles_go_out_in_batches_of_25_each_paid_audited_and_reported_a
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes()
-    urls = [*sample_identifiers(sandbox.url, "url", 50), NOBODY]
+    urls = [*sample(sandbox, "url", 50), NOBODY]
     async with pipeline(sandbox, tmp_path) as steps:
         runner = steps.runner(len(urls))
         found = await upstream.profiles(runner, urls, GROUPS, live=False)
@@ -272,7 +314,7 @@ async def test_live_profiles_go_to_live_enrich_at_its_price_and_are_audited_as_l
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes()
-    urls = sample_identifiers(sandbox.url, "url", 2, offset=60)
+    urls = sample(sandbox, "url", 2, offset=60)
     async with pipeline(sandbox, tmp_path) as steps:
         runner = steps.runner(len(urls))
         found = await upstream.profiles(runner, urls, ("basic_profile",), live=True)
@@ -291,7 +333,7 @@ async def test_without_the_credits_header_profiles_are_charged_per_matched_url_e
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes(credits_header=False)
-    urls = [*sample_identifiers(sandbox.url, "url", 3, offset=70), NOBODY]
+    urls = [*sample(sandbox, "url", 3, offset=70), NOBODY]
     async with pipeline(sandbox, tmp_path, transport=Rewriting(respelled_echoes)) as steps:
         runner = steps.runner(len(urls))
         found = await upstream.profiles(runner, urls, GROUPS, live=False)
@@ -308,7 +350,7 @@ async def test_a_later_batch_failing_keeps_what_earlier_batches_paid_for_and_sen
     sandboxes: Callable[..., SandboxServer], tmp_path: Path, credits_header: bool
 ) -> None:
     sandbox = sandboxes(credits_header=credits_header)
-    urls = sample_identifiers(sandbox.url, "url", 30, offset=80)
+    urls = sample(sandbox, "url", 30, offset=80)
     arm(sandbox, kind="status", status=503, endpoint="enrich", after=1, count=1)
     async with pipeline(sandbox, tmp_path) as steps:
         runner = steps.runner(len(urls) + 5)
@@ -332,7 +374,7 @@ async def test_a_failure_of_the_first_request_is_raised_and_audited_with_nothing
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes()
-    urls = sample_identifiers(sandbox.url, "url", 30, offset=120)
+    urls = sample(sandbox, "url", 30, offset=120)
     arm(sandbox, kind="status", status=503, endpoint="enrich", count=1)
     async with pipeline(sandbox, tmp_path) as steps:
         runner = steps.runner(len(urls))
@@ -348,7 +390,7 @@ async def test_a_lost_answer_on_a_later_batch_holds_that_batchs_worst_case_as_un
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes()
-    urls = sample_identifiers(sandbox.url, "url", 30, offset=160)
+    urls = sample(sandbox, "url", 30, offset=160)
     arm(sandbox, kind="timeout", endpoint="enrich", after=1, count=1)
     async with pipeline(sandbox, tmp_path, request_timeout=0.5) as steps:
         runner = steps.runner(len(urls))
@@ -368,7 +410,7 @@ async def test_an_unreadable_answer_books_what_it_said_it_billed_or_else_its_wor
     sandboxes: Callable[..., SandboxServer], tmp_path: Path, credits_header: bool
 ) -> None:
     sandbox = sandboxes(credits_header=credits_header)
-    urls = sample_identifiers(sandbox.url, "url", 28, offset=200)
+    urls = sample(sandbox, "url", 28, offset=200)
     arm(sandbox, kind="malformed", endpoint="enrich", after=1, count=1)
     async with pipeline(sandbox, tmp_path) as steps:
         runner = steps.runner(len(urls))
@@ -386,11 +428,45 @@ async def test_an_unreadable_answer_books_what_it_said_it_billed_or_else_its_wor
 
 
 @pytest.mark.anyio
+async def test_a_batch_the_client_retried_after_an_unbilled_503_is_one_request_paid_once(
+    sandboxes: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandboxes()
+    urls = sample(sandbox, "url", 30, offset=20)
+    arm(sandbox, kind="status", status=503, endpoint="enrich", after=1, count=1)
+    async with pipeline(sandbox, tmp_path, max_retries=2, retry_base_delay=0.01, retry_max_delay=0.02) as steps:
+        runner = steps.runner(len(urls))
+        found = await upstream.profiles(runner, urls, GROUPS, live=False)
+
+        assert list(found) == urls and runner.failure is None
+        assert steps.upstream.requests("enrich") == {"200": 2, "503": 1}
+        assert steps.charged == steps.upstream.billed() == 60
+        assert charges(steps.records()) == [("50.00", "50.00", "0.00", "ok"), ("10.00", "10.00", "0.00", "ok")]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("credits_header", [True, False], ids=["credits-header", "no-credits-header"])
+async def test_a_cut_off_answer_is_never_retried_and_counts_once_at_what_it_said_or_its_worst_case(
+    sandboxes: Callable[..., SandboxServer], tmp_path: Path, credits_header: bool
+) -> None:
+    sandbox = sandboxes(credits_header=credits_header)
+    urls = sample(sandbox, "url", 30, offset=50)
+    arm(sandbox, kind="truncated", endpoint="enrich", after=1, count=1)
+    async with pipeline(sandbox, tmp_path, max_retries=2, retry_base_delay=0.01, retry_max_delay=0.02) as steps:
+        runner = steps.runner(len(urls))
+        found = await upstream.profiles(runner, urls, GROUPS, live=False)
+
+        assert list(found) == urls[:25] and runner.failure is not None
+        assert sum(steps.upstream.requests("enrich").values()) == 2 and steps.upstream.billed() == 60
+        assert (steps.charged, steps.unverified) == ((60, 0) if credits_header else (50, 10))
+
+
+@pytest.mark.anyio
 async def test_a_request_cancelled_before_it_was_sent_is_audited_as_cancelled_and_costs_nothing(
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes()
-    urls = sample_identifiers(sandbox.url, "url", 2, offset=240)
+    urls = sample(sandbox, "url", 2, offset=240)
     async with pipeline(sandbox, tmp_path) as steps:
         runner = steps.runner(len(urls))
         with anyio.CancelScope() as scope:
@@ -405,7 +481,7 @@ async def test_what_a_request_billed_lowers_the_known_account_balance(
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes()
-    urls = sample_identifiers(sandbox.url, "url", 3, offset=250)
+    urls = sample(sandbox, "url", 3, offset=250)
     async with pipeline(sandbox, tmp_path, account_balance_seconds=3600) as steps:
         response = ADMIN.post(
             f"{sandbox.url}/_sandbox/balance", json={"credits": "100"},
@@ -426,7 +502,7 @@ async def test_each_request_is_audited_with_what_it_added_to_a_reservation_that_
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes()
-    urls = sample_identifiers(sandbox.url, "url", 27, offset=260)
+    urls = sample(sandbox, "url", 27, offset=260)
     arm(sandbox, kind="timeout", endpoint="enrich", after=1, count=1)
     async with pipeline(sandbox, tmp_path, request_timeout=0.5) as steps:
         runner = steps.runner(len(urls), held=(Decimal(5), Decimal(3)))
@@ -438,36 +514,13 @@ async def test_each_request_is_audited_with_what_it_added_to_a_reservation_that_
                                             ("4.00", "0.00", "4.00", "upstream_outcome_unknown")]  # fmt: skip
 
 
-class BilledError(httpx2.AsyncBaseTransport):
-    """The real sandbox over HTTP, except that the `nth` look-up (from 0) is answered, without reaching it, by a
-    500 that says it billed `credits`: an upstream that processed the request and then failed."""
-
-    def __init__(self, nth: int, credits: str) -> None:
-        self._inner = httpx2.AsyncHTTPTransport()
-        self._nth = nth
-        self._credits = credits
-        self._seen = 0
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        if request.url.path.startswith("/person/"):
-            self._seen += 1
-            if self._seen - 1 == self._nth:
-                body: dict[str, Any] = {"error": {"type": "internal_error", "message": "boom", "metadata": []}}
-                headers = {"x-credits-used": self._credits, "content-type": "application/json"}
-                return httpx2.Response(500, headers=headers, content=json.dumps(body).encode())
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
 @pytest.mark.anyio
 @pytest.mark.parametrize("nth", [0, 1], ids=["first-request", "later-request"])
 async def test_an_error_answer_that_reports_a_bill_is_booked_at_that_bill_whether_raised_or_recorded(
     sandboxes: Callable[..., SandboxServer], tmp_path: Path, nth: int
 ) -> None:
     sandbox = sandboxes()
-    urls = sample_identifiers(sandbox.url, "url", 27, offset=280)
+    urls = sample(sandbox, "url", 27, offset=280)
     async with pipeline(sandbox, tmp_path, transport=BilledError(nth, "4")) as steps:
         runner = steps.runner(len(urls))
         if nth == 0:
@@ -483,6 +536,94 @@ async def test_an_error_answer_that_reports_a_bill_is_booked_at_that_bill_whethe
                                                 ("4.00", "4.00", "0.00", "upstream_unavailable")]  # fmt: skip
 
 
+@pytest.mark.anyio
+async def test_what_the_credits_header_says_is_booked_even_where_the_price_table_would_say_less(
+    sandboxes: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandboxes()
+    (url,) = sample(sandbox, "url", 1, offset=290)
+    async with pipeline(sandbox, tmp_path) as steps:
+        runner = steps.runner(2)
+        # The upstream answers and bills a repeated identifier twice; re-joined, it is one matched profile.
+        found = await upstream.profiles(runner, [url, url], GROUPS, live=False)
+
+        assert list(found) == [url] and found[url]
+        assert steps.charged == steps.upstream.billed() == 4
+        assert charges(steps.records()) == [("4.00", "4.00", "0.00", "ok")]
+
+
+@pytest.mark.anyio
+async def test_a_later_batch_refused_for_a_plan_withheld_field_keeps_the_paid_batches_and_reads_the_plan_again(
+    sandboxes: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandboxes()
+    urls = sample(sandbox, "url", 27, offset=100)
+    arm(sandbox, kind="status", status=403, reason="fields", denied_fields=["dev_platform_profiles"],
+        endpoint="enrich", after=1, count=1)  # fmt: skip
+    async with pipeline(sandbox, tmp_path) as steps:
+        runner = steps.runner(len(urls))
+        found = await upstream.profiles(runner, urls, GROUPS, live=False)
+
+        assert list(found) == urls[:25]
+        assert isinstance(runner.failure, PermissionDeniedError)
+        assert runner.failure.denied_fields == ("dev_platform_profiles",)
+        assert steps.charged == steps.upstream.billed() == 50
+        assert [r["outcome"] for r in steps.records()] == ["ok", "upstream_permission_denied"]
+        reads = sum(steps.upstream.requests("account").values())
+        await steps.app.account.view()
+        assert sum(steps.upstream.requests("account").values()) > reads  # the plan is read again
+
+
+@pytest.mark.anyio
+async def test_without_an_account_listing_a_field_the_upstream_refused_stays_refused_by_the_next_view(
+    sandboxes: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandboxes("overview")  # no account listing: what the plan withholds is learned from 403s only
+    urls = sample(sandbox, "url", 2, offset=30)
+    async with pipeline(sandbox, tmp_path) as steps:
+        response = ADMIN.post(
+            f"{sandbox.url}/_sandbox/plan", json={"disabled_fields": {"/person/enrich": ["skills"]}},
+            headers={"authorization": f"Bearer {steps.upstream.key}"},
+        )  # fmt: skip
+        assert response.status_code == 200, response.text
+        assert steps.view.source == "configuration" and steps.view.disabled_fields(ENRICH) == frozenset()
+        runner = steps.runner(len(urls))
+        with pytest.raises(PermissionDeniedError):
+            await upstream.overview(
+                runner, "professional_network_profile_url", urls, ("skills",), min_score=None, force_fetch=False,
+                enrich_realtime=False,
+            )  # fmt: skip
+
+        # Re-reading finds no listing to replace what the 403 said: the next call refuses the field locally.
+        view = await steps.app.account.view()
+        assert view.disabled_fields(ENRICH) == frozenset({"skills"})
+        assert view.disabled_fields(LIVE) == frozenset()
+
+
+@pytest.mark.anyio
+async def test_without_an_account_listing_a_403_makes_the_next_call_refuse_the_field_locally(
+    sandboxes: Callable[..., SandboxServer],
+) -> None:
+    sandbox = sandboxes("overview")
+    urls = sample(sandbox, "url", 2, offset=34)
+    key = canary_key("steps-e2e")
+    upstream_key = Upstream(sandbox.url, key)
+    assert upstream_key.post("/_sandbox/plan", {"disabled_fields": {"/person/enrich": ["skills"]}}).status_code == 200
+    fields = ["basic_profile.name", "skills"]
+    async with Client(build_server(settings_for(sandbox.url, key))) as client:
+        with anyio.fail_after(60):
+            results = [
+                await client.call_tool(
+                    "enrich_person_by_url", {"professional_network_profile_urls": [u], "fields": fields}
+                )
+                for u in urls
+            ]
+
+    codes = [error_facts(r)["error"]["code"] for r in results]
+    assert codes == ["upstream_permission_denied", "not_in_plan"]
+    assert upstream_key.requests("enrich") == {"403": 1}  # the second call sent nothing
+
+
 # --- contacts ----------------------------------------------------------------------------------------------------
 
 
@@ -491,7 +632,7 @@ async def test_contacts_by_work_email_go_out_in_batches_and_are_audited_as_email
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes()
-    emails = sample_identifiers(sandbox.url, "email", 26)
+    emails = sample(sandbox, "email", 26)
     async with pipeline(sandbox, tmp_path) as steps:
         runner = steps.runner(len(emails))
         found = await upstream.contacts(runner, "business_email", emails, TIERS)
@@ -518,7 +659,7 @@ async def test_without_the_credits_header_contacts_by_url_are_charged_per_tier_r
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes(credits_header=False)
-    urls = [*sample_identifiers(sandbox.url, "url", 8, offset=300), NOBODY]
+    urls = [*sample(sandbox, "url", 8, offset=300), NOBODY]
     async with pipeline(sandbox, tmp_path, transport=Rewriting(respelled_echoes)) as steps:
         runner = steps.runner(len(urls))
         found = await upstream.contacts(runner, "professional_network_profile_url", urls, TIERS)
@@ -537,7 +678,7 @@ async def test_a_lost_contact_answer_holds_the_batchs_worst_case_for_every_tier_
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes()
-    urls = sample_identifiers(sandbox.url, "url", 27, offset=320)
+    urls = sample(sandbox, "url", 27, offset=320)
     arm(sandbox, kind="timeout", endpoint="contact", after=1, count=1)
     async with pipeline(sandbox, tmp_path, request_timeout=0.5) as steps:
         runner = steps.runner(len(urls))
@@ -557,7 +698,7 @@ async def test_the_overview_enrich_by_work_email_goes_out_in_batches_audited_as_
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes("overview")
-    emails = sample_identifiers(sandbox.url, "email", 26, offset=40)
+    emails = sample(sandbox, "email", 26, offset=40)
     async with pipeline(sandbox, tmp_path) as steps:
         runner = steps.runner(len(emails))
         found = await upstream.overview(
@@ -584,7 +725,7 @@ async def test_without_the_credits_header_the_overview_enrich_by_url_is_charged_
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes("overview", credits_header=False)
-    urls = [*sample_identifiers(sandbox.url, "url", 3, offset=340), NOBODY]
+    urls = [*sample(sandbox, "url", 3, offset=340), NOBODY]
     async with pipeline(sandbox, tmp_path, transport=Rewriting(respelled_echoes)) as steps:
         runner = steps.runner(len(urls))
         found = await upstream.overview(
@@ -608,7 +749,7 @@ async def test_a_later_overview_batch_failing_keeps_the_batches_already_paid_for
     sandboxes: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = sandboxes("overview")
-    urls = sample_identifiers(sandbox.url, "url", 26, offset=360)
+    urls = sample(sandbox, "url", 26, offset=360)
     arm(sandbox, kind="status", status=503, endpoint="enrich", after=1, count=1)
     async with pipeline(sandbox, tmp_path) as steps:
         runner = steps.runner(len(urls))

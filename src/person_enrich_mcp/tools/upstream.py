@@ -64,6 +64,7 @@ class Runner:
         self.app = app
         self.call = call
         self.prices = view.prices
+        self._listed = view.source == "account"  # the account listing says what the plan allows
         self._reservation = reservation
         self._progress = progress
         self._total = max(total, 1)
@@ -156,8 +157,10 @@ class Runner:
             if isinstance(exc, EndpointMissingError):
                 await self.app.account.forget_dialect()  # a stale or wrong dialect: found out again next time
             if isinstance(exc, PermissionDeniedError):
-                # The plan changed, or the listing did not say: read it again, and refuse these fields locally now.
-                self.app.account.invalidate()
+                # The plan changed, or the listing did not say: refuse these fields locally now, and read the listing
+                # again (it replaces what the 403 said). Without a listing a re-read would only forget the 403.
+                if self._listed:
+                    self.app.account.invalidate()
                 self.app.account.record_denied(endpoint, exc.denied_fields)
             if self._answered == 0:
                 raise
