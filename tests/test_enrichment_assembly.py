@@ -21,10 +21,12 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult
 
+from person_enrich_mcp.account import AccountView, EndpointAccess
 from person_enrich_mcp.api import Dialect, EnrichMatch
 from person_enrich_mcp.api.contract import PATHS
 from person_enrich_mcp.api.routes import route
 from person_enrich_mcp.budget import Quote, Receipt
+from person_enrich_mcp.errors import PlanRestrictionError
 from person_enrich_mcp.fields import FieldSelection
 from person_enrich_mcp.identifiers import check_business_emails, check_profile_urls
 from person_enrich_mcp.pricing import PriceTable
@@ -38,7 +40,7 @@ from person_enrich_mcp.server import build_server
 from person_enrich_mcp.state import MemoryStore
 from person_enrich_mcp.tools import enrichment
 from person_enrich_mcp.tools.context import AppState
-from person_enrich_mcp.tools.lookups import Fetched, Lookup, Need, Plan
+from person_enrich_mcp.tools.lookups import Fetched, Kind, Lookup, Need, Plan
 from tests.conftest import Upstream, canary_key, per_revision, settings_for, text_of
 from tests.otel_helpers import SeenSpan, by_name, captured_spans, install_provider
 
@@ -691,3 +693,67 @@ async def test_an_email_look_up_plans_a_profile_step_only_for_the_candidates_it_
         for p in by_name(found, "person_enrich.plan")
     ]
     assert sorted(kinds) == [("email", 1), ("email", 1), ("url", 1)]
+
+
+# --- what the account's plan refuses before anything is reserved ------------------------------------------------------
+
+
+def account(*, off: tuple[str, ...] = (), withheld: dict[str, tuple[str, ...]] | None = None) -> AccountView:
+    """Today's account with the named endpoints not enabled and some fields withheld per endpoint."""
+    denied = withheld or {}
+    endpoints = {
+        name: EndpointAccess(name, PATHS[name], name not in off, None, frozenset(denied.get(name, ())))
+        for name in ("enrich", "contact", "live", "search")
+    }
+    return AccountView(Dialect.CURRENT, "account", DOCUMENTED[Dialect.CURRENT], endpoints=endpoints)
+
+
+def refusal(view: AccountView, kind: Kind, fields: list[str], needs: list[Need] | None = None, **flags: bool) -> str:
+    lookup = Lookup(kind, check_profile_urls([]), FieldSelection.of(fields), **flags)
+    with pytest.raises(PlanRestrictionError) as refused:
+        enrichment.check_access(view, lookup, needs)
+    assert "Nothing was sent or spent" in str(refused.value)
+    return str(refused.value)
+
+
+def test_a_withheld_field_refuses_the_look_ups_that_touch_it_from_either_side_and_no_other() -> None:
+    inside = account(withheld={"enrich": ("certifications.name",)})
+    assert "certifications.name on /person/enrich" in refusal(inside, "url", ["certifications"])
+    whole = account(withheld={"enrich": ("certifications",)})
+    assert "withholds certifications on /person/enrich" in refusal(whole, "url", ["certifications.name"])
+    assert "withholds certifications on" in refusal(whole, "url", ["certifications", "basic_profile.name"])
+    # A field whose name merely begins with a withheld one's (either way round) is not inside it.
+    website = "experience.employment_details.current.company_website"
+    for withheld, asked in ((website, f"{website}_domain"), (f"{website}_domain", website)):
+        sibling = account(withheld={"enrich": (withheld,)})
+        enrichment.check_access(sibling, Lookup("url", check_profile_urls([]), FieldSelection.of([asked])))
+    tier = account(withheld={"contact": ("contact.phone_numbers",)})
+    assert "withholds contact.phone_numbers on /person/contact/enrich" in refusal(
+        tier, "url", ["basic_profile.name", "contact.phone_numbers"]
+    )
+
+
+def test_a_refusal_names_at_most_eight_withheld_fields_and_counts_the_rest() -> None:
+    withheld = tuple(f"certifications.{leaf}" for leaf in "abcdefghij")  # ten, all inside what is asked
+    message = refusal(account(withheld={"enrich": withheld}), "url", ["certifications"])
+    shown = ", ".join(withheld[:8])
+    assert f"withholds {shown} and 2 more on /person/enrich" in message
+    message = refusal(account(withheld={"enrich": withheld[:8]}), "url", ["certifications"])
+    assert f"withholds {shown} on /person/enrich" in message  # exactly eight: all named
+
+
+def test_each_endpoint_a_look_up_needs_is_checked_and_only_those_its_fetch_needs() -> None:
+    both = ["basic_profile.name", "contact.business_emails"]
+    assert PATHS["search"] in refusal(account(off=("search",)), "email", NAME)
+    assert PATHS["contact"] in refusal(account(off=("contact",)), "email", NAME)  # it resolves the address
+    assert PATHS["contact"] in refusal(account(off=("contact",)), "url", both)
+    assert PATHS["live"] in refusal(account(off=("live",)), "url", NAME, force_fetch=True)
+    enrichment.check_access(
+        account(off=("contact", "search")), Lookup("url", check_profile_urls([]), FieldSelection.of(NAME))
+    )
+    # Without needs the whole selection counts; with them only what is fetched (a cached profile needs no enrich).
+    assert f"{PATHS['enrich']}, which basic_profile.name needs" in refusal(account(off=("enrich",)), "url", both)
+    tier_only = [Need("a", ("contact.business_emails",), route(Dialect.CURRENT, ("contact.business_emails",)))]
+    lookup = Lookup("url", check_profile_urls([]), FieldSelection.of(both))
+    enrichment.check_access(account(off=("enrich",)), lookup, tier_only)
+    enrichment.check_access(account(off=("enrich",)), lookup, [])
