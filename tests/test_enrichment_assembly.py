@@ -604,6 +604,54 @@ def test_the_endpoints_a_route_needs_name_the_paths_that_need_each() -> None:
     assert enrichment.endpoints_needed("email", overview) == {"enrich": PRICED.paths}
 
 
+# --- progress: one step per request kind an identifier needs ---------------------------------------------------------
+
+
+async def progress_of(client: Client, tool: str, arguments: dict[str, Any]) -> list[tuple[float, float | None]]:
+    seen: list[tuple[float, float | None]] = []
+
+    async def progress(progress: float, total: float | None, message: str | None) -> None:
+        del message
+        seen.append((progress, total))
+
+    with anyio.fail_after(60):
+        result = await client.call_tool(tool, arguments, progress_callback=progress)
+    succeeded(result)
+    return seen
+
+
+async def test_progress_counts_a_step_per_request_kind_each_identifier_needs_and_ends_complete(
+    sandbox: SandboxServer, upstream: Upstream, tmp_path: Path, revision: str
+) -> None:
+    a, b, c, d = people_where(sandbox, lambda p: bool(work_emails(p)), 4, offset=370)
+    dataset = sandbox.state.dataset
+    [owner] = people_where(
+        sandbox,
+        lambda p: bool(p.business_emails) and len(dataset.email_candidates(p.business_emails[0])) == 1,
+        1,
+        offset=50,
+    )
+    async with serving(upstream, tmp_path / "optout") as (client, _):
+        profile_and_tier = await progress_of(
+            client, "enrich_person_by_url", by_url([a.profile_url, b.profile_url], NAME_AND_WORK_EMAIL)
+        )
+        tier_only = await progress_of(
+            client, "enrich_person_by_url", by_url([c.profile_url, d.profile_url], ["contact.business_emails"])
+        )
+        by_email = await progress_of(
+            client, "enrich_person_by_email", {"business_emails": owner.business_emails[:1], "fields": NAME}
+        )
+        # Nobody found by the profile step: its contact request is never sent, and the progress still completes.
+        nobody = await progress_of(client, "enrich_person_by_url", by_url([UNKNOWN_URL], NAME_AND_WORK_EMAIL))
+
+    # Today: a profile and a contact request per URL; the address's contact step and its profile (the person
+    # search in between is not an identifier's step). The overview: one enrich per identifier.
+    assert profile_and_tier == per_revision(revision, current=[(2, 4), (4, 4)], overview=[(2, 2)])
+    assert tier_only == [(2, 2)]
+    assert by_email == per_revision(revision, current=[(1, 2), (2, 2)], overview=[(1, 1)])
+    assert nobody == per_revision(revision, current=[(1, 2), (2, 2)], overview=[(1, 1)])
+
+
 # --- what the plan and the fetch tell a trace ------------------------------------------------------------------------
 
 TRACED: dict[str, Any] = {"otel_traces_exporters": ("otlp",)}
