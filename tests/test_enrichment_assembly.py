@@ -135,6 +135,21 @@ def people_where(sandbox: SandboxServer, having: Callable[[Person], bool], n: in
     return chosen
 
 
+TRACED: dict[str, Any] = {"otel_traces_exporters": ("otlp",)}
+
+
+def attributes(span: SeenSpan, *names: str) -> dict[str, Any]:
+    return {name: span.attributes.get(f"person_enrich.{name}") for name in names}
+
+
+def planned(spans: list[SeenSpan]) -> list[tuple[str, int]]:
+    """(identifier kind, identifiers) of every plan span."""
+    return [
+        (p.attributes["person_enrich.identifier_kind"], p.attributes["person_enrich.identifiers"])
+        for p in by_name(spans, "person_enrich.plan")
+    ]
+
+
 # --- the opt-out list in a URL batch ---------------------------------------------------------------------------------
 
 
@@ -361,12 +376,14 @@ async def test_when_a_later_profile_request_fails_the_people_already_fetched_and
     schooled = people_where(sandbox, lambda p: bool(work_emails(p) and p.data["education"]["schools"]), 3, offset=5)
     partly_cached, unreached, cached = schooled
     fields = ["basic_profile.name", "education.schools.school", "contact.business_emails"]
-    async with serving(upstream, tmp_path / "optout") as (client, state):
+    install_provider()
+    async with serving(upstream, tmp_path / "optout", **TRACED) as (client, state):
         await look_up(client, "enrich_person_by_url", by_url([cached.profile_url], fields))
         await look_up(client, "enrich_person_by_url", by_url([partly_cached.profile_url], NAME))
         # The partly cached person needs only the education group: a request of its own, sent (and paid) first.
         urls = [partly_cached.profile_url, unreached.profile_url, cached.profile_url]
-        result = await look_up(client, "enrich_person_by_url", by_url(urls, fields))
+        with captured_spans() as spans:
+            result = await look_up(client, "enrich_person_by_url", by_url(urls, fields))
 
         entry = await state.cache.entry("url", partly_cached.profile_url)
         assert entry is not None and set(entry.selection.paths) >= {"basic_profile.name", "education.schools.school"}
@@ -383,6 +400,14 @@ async def test_when_a_later_profile_request_fails_the_people_already_fetched_and
         ("enrich", [partly_cached.profile_url], 200),
         ("enrich", [unreached.profile_url], 400),
     ]
+    [fetch] = by_name(spans, "person_enrich.fetch")
+    assert fetch.attributes["error.type"] == "upstream_rejected_request" and fetch.status.startswith("ERROR")
+    assert attributes(fetch, "identifiers", "steps", "charged", "found") == {
+        "identifiers": 2,
+        "steps": 4,
+        "charged": 1.0,
+        "found": 1,
+    }
 
 
 # --- the last check before the model ---------------------------------------------------------------------------------
@@ -653,20 +678,6 @@ async def test_progress_counts_a_step_per_request_kind_each_identifier_needs_and
 
 
 # --- what the plan and the fetch tell a trace ------------------------------------------------------------------------
-
-TRACED: dict[str, Any] = {"otel_traces_exporters": ("otlp",)}
-
-
-def attributes(span: SeenSpan, *names: str) -> dict[str, Any]:
-    return {name: span.attributes.get(f"person_enrich.{name}") for name in names}
-
-
-def planned(spans: list[SeenSpan]) -> list[tuple[str, int]]:
-    """(identifier kind, identifiers) of every plan span."""
-    return [
-        (p.attributes["person_enrich.identifier_kind"], p.attributes["person_enrich.identifiers"])
-        for p in by_name(spans, "person_enrich.plan")
-    ]
 
 
 @CURRENT
