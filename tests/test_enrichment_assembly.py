@@ -336,7 +336,8 @@ async def test_a_url_the_profile_step_does_not_know_is_cached_as_a_miss_so_askin
         assert matched(result) == [known.profile_url] and result["not_found"] == [UNKNOWN_URL]
         assert person_out(result, known.profile_url) == {"basic_profile": {"name": known.data["basic_profile"]["name"]}}
     assert first["receipt"]["charged"] == "1.00"
-    assert again["receipt"]["charged"] == "0.00" and again["receipt"]["cache_hits"] == 2
+    assert again["receipt"]["charged"] == again["receipt"]["estimated"] == "0.00"
+    assert again["receipt"]["cache_hits"] == 2
     assert len(upstream.paid_requests()) == requests  # the second call sent nothing
 
 
@@ -589,6 +590,15 @@ def test_a_quote_groups_the_profiles_by_worst_case_dearest_first_and_names_each_
     )
 
 
+def test_an_email_quote_adds_the_resolving_tier_and_the_person_search_to_each_profile_today() -> None:
+    lookup = Lookup("email", check_business_emails([]), FieldSelection.of(NAME))
+    need = [Need("a@acme.example", tuple(NAME), route(Dialect.CURRENT, tuple(NAME)))] * 2
+    quote = enrichment.quote_for(lookup, DOCUMENTED[Dialect.CURRENT], need, 0)
+    assert (quote.estimate, quote.breakdown) == (Decimal("4.06"), "2 profiles × up to 2.03 credits")
+    overview = [Need("a@acme.example", tuple(NAME), route(Dialect.OVERVIEW, tuple(NAME)))]
+    assert enrichment.quote_for(lookup, DOCUMENTED[Dialect.OVERVIEW], overview, 0).estimate == Decimal(1)
+
+
 def test_a_quote_with_nothing_to_fetch_costs_nothing_and_offers_no_way_to_spend_less() -> None:
     lookup = Lookup("url", check_profile_urls([]), FieldSelection.of(NAME))
     quote = enrichment.quote_for(lookup, DOCUMENTED[Dialect.CURRENT], [], 2)
@@ -597,6 +607,7 @@ def test_a_quote_with_nothing_to_fetch_costs_nothing_and_offers_no_way_to_spend_
         "nothing to fetch, 2 more served free from the cache",
         (),
     )
+    assert isinstance(quote.estimate, Decimal)  # money is Decimal, even when it is nothing
     one = enrichment.quote_for(
         lookup,
         DOCUMENTED[Dialect.CURRENT],
