@@ -26,6 +26,7 @@ from person_enrich_mcp.api import Dialect, EnrichMatch
 from person_enrich_mcp.api.contract import PATHS
 from person_enrich_mcp.api.routes import route
 from person_enrich_mcp.budget import Quote, Receipt
+from person_enrich_mcp.cache import CachedLookup
 from person_enrich_mcp.errors import PlanRestrictionError
 from person_enrich_mcp.fields import FieldSelection
 from person_enrich_mcp.identifiers import check_business_emails, check_profile_urls
@@ -316,6 +317,27 @@ async def test_an_email_look_up_whose_contact_answer_names_the_profile_url_buys_
     assert [e for e, *_ in urls_sent(upstream)] == ["contact", "enrich"]
 
 
+async def test_planning_sets_aside_a_cached_person_who_opted_out_since_under_the_spelling_asked_and_drops_the_entry(
+    sandbox: SandboxServer, upstream: Upstream, tmp_path: Path
+) -> None:
+    gone, kept = people_where(sandbox, lambda p: bool(work_emails(p)), 2, offset=380)
+    optout = tmp_path / "optout"
+    spelled = gone.profile_url.replace("https://www.", "http://").upper()  # another spelling of their URL
+    urls = [spelled, kept.profile_url]
+    # The housekeeper would erase them from the cache within seconds; planning must not wait for that.
+    async with serving(upstream, optout, housekeeping_seconds=3600) as (client, state):
+        await look_up(client, "enrich_person_by_url", by_url(urls, NAME_AND_WORK_EMAIL))
+        opt_out(optout, work_emails(gone)[0])  # only their cached data shows it
+        lookup = Lookup("url", check_profile_urls(urls), FieldSelection.of(NAME_AND_WORK_EMAIL))
+        the_plan = await enrichment.plan(state, lookup)
+
+        assert the_plan.suppressed == {gone.profile_url: spelled}
+        assert list(the_plan.hits) == [kept.profile_url] and the_plan.needs == []
+        assert the_plan.quote.estimate == 0
+        assert await state.cache.entry("url", gone.profile_url) is None
+        assert await state.cache.entry("url", kept.profile_url) is not None
+
+
 # --- misses -----------------------------------------------------------------------------------------------------------
 
 
@@ -537,6 +559,31 @@ async def test_an_email_whose_entry_lacks_a_field_is_resolved_again_in_full_and_
     assert [e for e, _ in fields_sent(upstream, before)] == ["contact", "search", "enrich"]
     assert fields_sent(upstream, before)[2] == ("enrich", ["basic_profile"])
     assert person_out(wider, owner.business_emails[0])["basic_profile"]["name"] == owner.data["basic_profile"]["name"]
+
+
+def test_the_urls_a_look_up_returned_are_those_with_people_from_the_cache_or_the_upstream_and_only_for_urls() -> None:
+    person = [candidate("Someone", "someone@acme.example", 1.0)]
+    prices = DOCUMENTED[Dialect.CURRENT]
+    view = AccountView(Dialect.CURRENT, "account", prices)
+    hits = {
+        "https://www.linkedin.com/in/cached-1": CachedLookup(person),
+        "https://www.linkedin.com/in/miss-1": CachedLookup([]),
+    }
+    fetched = Fetched(
+        matches={"https://www.linkedin.com/in/fetched-1": person, "https://www.linkedin.com/in/nobody-1": []}
+    )
+    by_url_plan = Plan(
+        Lookup("url", check_profile_urls([]), FieldSelection.of(NAME)), view, hits, [], Quote(Decimal(0), "")
+    )
+    assert enrichment.returned_urls(by_url_plan, fetched) == [
+        "https://www.linkedin.com/in/cached-1",
+        "https://www.linkedin.com/in/fetched-1",
+    ]
+    by_email = Plan(
+        Lookup("email", check_business_emails([]), FieldSelection.of(NAME)), view, hits, [], Quote(Decimal(0), "")
+    )
+    assert enrichment.returned_urls(by_email, fetched) == []
+    assert enrichment.charged_total(None) == (Decimal(0), Decimal(0))
 
 
 # --- quotes and the endpoints a route needs ------------------------------------------------------------------------
