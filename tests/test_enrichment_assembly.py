@@ -642,6 +642,7 @@ def test_an_email_quote_adds_the_resolving_tier_and_the_person_search_to_each_pr
     need = [Need("a@acme.example", tuple(NAME), route(Dialect.CURRENT, tuple(NAME)))] * 2
     quote = enrichment.quote_for(lookup, DOCUMENTED[Dialect.CURRENT], need, 0)
     assert (quote.estimate, quote.breakdown) == (Decimal("4.06"), "2 profiles × up to 2.03 credits")
+    assert quote.ways_to_lower == ("look up fewer people",)  # two are already more than one
     overview = [Need("a@acme.example", tuple(NAME), route(Dialect.OVERVIEW, tuple(NAME)))]
     assert enrichment.quote_for(lookup, DOCUMENTED[Dialect.OVERVIEW], overview, 0).estimate == Decimal(1)
 
