@@ -28,7 +28,7 @@ from person_enrich_mcp.api.routes import route
 from person_enrich_mcp.budget import Quote, Receipt
 from person_enrich_mcp.cache import CachedLookup
 from person_enrich_mcp.errors import PlanRestrictionError
-from person_enrich_mcp.fields import FieldSelection
+from person_enrich_mcp.fields import FieldSelection, json_size
 from person_enrich_mcp.identifiers import check_business_emails, check_profile_urls
 from person_enrich_mcp.pricing import PriceTable
 from person_enrich_mcp.privacy.guard import SUPPRESSED_FOUND, SUPPRESSED_UNSENT
@@ -42,6 +42,7 @@ from person_enrich_mcp.state import MemoryStore
 from person_enrich_mcp.tools import enrichment
 from person_enrich_mcp.tools.context import AppState
 from person_enrich_mcp.tools.lookups import Fetched, Kind, Lookup, Need, Plan
+from person_enrich_mcp.tools.results import ProblemOut
 from tests.conftest import Upstream, canary_key, per_revision, settings_for, text_of
 from tests.otel_helpers import SeenSpan, by_name, captured_spans, install_provider
 
@@ -686,6 +687,63 @@ def test_the_endpoints_a_route_needs_name_the_paths_that_need_each() -> None:
     assert enrichment.endpoints_needed("email", route(Dialect.CURRENT, tier)) == {"contact": tier}
     overview = route(Dialect.OVERVIEW, PRICED.paths, live=True)
     assert enrichment.endpoints_needed("email", overview) == {"enrich": PRICED.paths}
+
+
+@CURRENT
+async def test_the_result_carries_everything_around_the_people_and_gives_the_people_what_the_cap_leaves(
+    upstream: Upstream,
+) -> None:
+    settings = settings_for(upstream.url, upstream.key, max_result_bytes=8_000, sandbox=True)
+    server = build_server(settings)
+    originals = [f"Person.{i}@ACME.example" for i in range(25)]
+    lookup = Lookup("email", check_business_emails(originals), FieldSelection.of(["basic_profile.headline"]))
+    headline = "A headline that takes room in every result, short enough to be kept whole by the size cap. " + "h" * 10
+    people = {
+        normalised: [EnrichMatch(confidence_score=0.9, person_data={"basic_profile": {"headline": f"{i} {headline}"}})]
+        for i, normalised in enumerate(lookup.batch.normalised)
+    }
+    cached = lookup.batch.normalised[0]
+    fetched = Fetched(
+        matches={k: v for k, v in people.items() if k != cached},
+        problems=[(lookup.batch.normalised[1], "one look-up came back incomplete")],
+    )
+    notes = [f"a note the result must carry, number {i}: " + "n" * 300 for i in range(3)]
+    why_empty = ["why the page was empty: " + "w" * 300, "and why else: " + "w" * 300]
+    extra = [ProblemOut(identifier=f"extra-{i}", reason="r" * 200) for i in range(3)]
+    zero = Decimal(0)
+    receipt = Receipt("enrich_person_by_email", zero, zero, 1, zero, zero, Decimal(10), "2026-12-01T00:00:00Z")
+    async with server.settings.lifespan(server) as state:  # pyright: ignore[reportOptionalCall]
+        view = await state.account.view()
+        hits = {cached: CachedLookup(people[cached])}
+        the_plan = Plan(lookup, view, hits, [], Quote(zero, "nothing to fetch"))
+        result = enrichment.assemble(
+            state, the_plan, fetched, receipt, extra_problems=extra, total_count=123, next_cursor="next-page",
+            incomplete="stopped part-way", why_empty=why_empty, notes=notes,
+        ).model_dump(mode="json", exclude_none=True)  # fmt: skip
+
+    assert (result["total_count"], result["next_cursor"], result["incomplete"]) == (
+        123,
+        "next-page",
+        "stopped part-way",
+    )
+    assert result["why_empty"] == why_empty and result["notes"][:3] == notes and result["sandbox"] is True
+    assert result["receipt"]["cache_hits"] == 1
+    listed = problems(result)
+    assert listed["Person.1@ACME.example"] == "one look-up came back incomplete"  # named as the caller wrote it
+    assert all(listed[f"extra-{i}"] == "r" * 200 for i in range(3))
+    shown = cast(list[dict[str, Any]], result["people"])
+    assert shown[0] == {
+        "matched_on": "Person.0@ACME.example",
+        "match_type": "business_email",
+        "confidence_score": 0.9,
+        "person_data": {"basic_profile": {"headline": f"0 {headline}"}},
+        "cached": True,
+    }
+    assert all("cached" not in person for person in shown[1:])
+    # The people got what the cap left after the envelope, the problems, the notes and the reasons: no more.
+    room = 8_000 - 1_500 - json_size(result["problems"]) - json_size(notes) - json_size(why_empty)
+    assert json_size(shown) <= room < json_size(shown) + json_size(shown[-1]) + 2
+    assert "omitted" in result["truncated"] and 10 < len(shown) < 25
 
 
 # --- progress: one step per request kind an identifier needs ---------------------------------------------------------
