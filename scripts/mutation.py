@@ -47,17 +47,17 @@ class Group:
 # may name one test (`file.py::test_name`) instead of a whole file.
 GROUPS: dict[str, Group] = {
     "pricing": Group(("pricing.py",), ("test_pricing.py", "test_account.py", "test_enrich_tools.py")),
-    "account": Group(("account.py",), ("test_account.py", "test_contract_flows.py")),
+    "account": Group(("account.py",), ("test_account.py", "test_account_edges.py", "test_contract_flows.py")),
     "budget": Group(("budget.py",), ("test_budget.py", "test_budget_flows.py")),
     "confirm": Group(("tools/confirm.py",), ("test_budget_flows.py", "test_untrusted_text.py")),
     "cache": Group(("cache.py",), ("test_cache.py",)),
     "identifiers": Group(("identifiers.py",), ("test_identifiers.py",)),
     "routes": Group(("api/routes.py",), ("test_routes.py", "test_enrich_tools.py")),
-    "state": Group(("state/*.py",), ("test_state_contract.py", "test_state_erasure.py")),
+    "state": Group(("state/*.py",), ("test_state_contract.py", "test_state_erasure.py", "test_state_edges.py")),
     "client": Group(("api/client.py",), ("test_api_client.py",)),
     "limiter": Group(("api/limiter.py",), ("test_limiter_fairness.py", "test_api_client.py")),
     "guard": Group(("privacy/guard.py",), ("test_privacy_units.py", "test_privacy_optouts.py")),
-    "search_page": Group(("tools/search_page.py",), ("test_search_tool.py",)),
+    "search_page": Group(("tools/search_page.py",), ("test_search_tool.py", "test_search_page_paths.py")),
     # The fault matrix (test_reliability_faults.py) takes minutes per surviving mutant, and nearly every test here
     # calls the pipeline's main functions: a survivor costs the whole selection (about 20 s).
     "enrichment": Group(
@@ -68,11 +68,18 @@ GROUPS: dict[str, Group] = {
             "test_empty_answers.py",
             "test_contract_flows.py",
             "test_enrichment_assembly.py",
+            "test_enrichment_emails.py",
         ),
     ),
     "upstream": Group(
         ("tools/upstream.py",),
-        ("test_pricing.py", "test_enrich_tools.py", "test_empty_answers.py", "test_contract_flows.py"),
+        (
+            "test_pricing.py",
+            "test_enrich_tools.py",
+            "test_empty_answers.py",
+            "test_contract_flows.py",
+            "test_upstream_steps.py",
+        ),
     ),
 }
 

@@ -81,7 +81,7 @@ async def _quote_or_skip(ctx: ToolContext, lookup_args: dict[str, Any], max_cred
     try:
         check_max_credits(max_credits)
         app = app_state(ctx)
-        the_plan = await enrichment.plan(app, _lookup(app.policy, **lookup_args))
+        the_plan = await enrichment.plan(app, _lookup(app.policy, **lookup_args), quote_only=True)
     except PersonEnrichError:
         return SpendDecision(approved=True, how="not_needed")  # the tool body reports the problem
     return await decide(ctx, the_plan.quote, max_credits, tool=tool)

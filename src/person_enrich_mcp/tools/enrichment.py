@@ -200,9 +200,13 @@ def _instead(endpoint: str, lookup: Lookup) -> str:
     return "Use another tool,"
 
 
-async def plan(app: AppState, lookup: Lookup) -> Plan:
+async def plan(app: AppState, lookup: Lookup, *, quote_only: bool = False) -> Plan:
     """Set aside identifiers on the opt-out list, answer what the cache can, decide what to fetch for the rest, and
     quote it.
+
+    A cache entry whose people have all opted out since is dropped, unless `quote_only` (a confirmation asking what
+    the call will cost): the call's own plan must still find it, and so set the identifier aside for free instead of
+    paying to find out again who is behind it.
 
     Raises:
         PrivacyUnavailableError: while the opt-out list or the audit log cannot be used (nothing is sent).
@@ -212,7 +216,7 @@ async def plan(app: AppState, lookup: Lookup) -> Plan:
     with app.tracer.span(
         "person_enrich.plan", identifier_kind=lookup.kind, identifiers=len(lookup.batch.normalised)
     ) as span:
-        the_plan = await _plan(app, lookup)
+        the_plan = await _plan(app, lookup, quote_only=quote_only)
         span.set(
             dialect=the_plan.view.dialect.value, cache_hits=len(the_plan.hits), to_fetch=len(the_plan.needs),
             suppressed=len(the_plan.suppressed), estimate=the_plan.quote.estimate,
@@ -220,7 +224,7 @@ async def plan(app: AppState, lookup: Lookup) -> Plan:
     return the_plan
 
 
-async def _plan(app: AppState, lookup: Lookup) -> Plan:
+async def _plan(app: AppState, lookup: Lookup, *, quote_only: bool) -> Plan:
     app.opt_outs.require()
     app.audit.require()
     view = await app.account.view()
@@ -235,7 +239,8 @@ async def _plan(app: AppState, lookup: Lookup) -> Plan:
         if entry is not None:
             entry = _screened(app, entry)
             if entry is None:  # everyone it held is on the opt-out list now
-                await app.cache.drop(lookup.kind, identifier)
+                if not quote_only:
+                    await app.cache.drop(lookup.kind, identifier)
                 suppressed[identifier] = lookup.batch.accepted.get(identifier, identifier)
                 continue
             hit = entry.serves(lookup.selection, lookup.min_score)
