@@ -164,7 +164,8 @@ async def test_opted_out_people_in_a_batch_go_unsent_or_withheld_and_erased_whil
         await look_up(client, "enrich_person_by_url", by_url([withheld.profile_url], NAME))
         assert await state.cache.entry("url", withheld.profile_url) is not None  # their name, cached before
         opt_out(optout, unsent.profile_url, work_emails(withheld)[0])
-        urls = [unsent.profile_url, withheld.profile_url, served.profile_url]
+        spelled = unsent.profile_url.replace("https://www.", "").upper() + "/"  # reported as the caller wrote it
+        urls = [spelled, withheld.profile_url, served.profile_url]
         result = await look_up(client, "enrich_person_by_url", by_url(urls, NAME_AND_WORK_EMAIL))
 
         assert matched(result) == [served.profile_url]
@@ -172,7 +173,7 @@ async def test_opted_out_people_in_a_batch_go_unsent_or_withheld_and_erased_whil
             "basic_profile": {"name": served.data["basic_profile"]["name"]},
             "contact": {"business_emails": served.data["contact"]["business_emails"]},
         }
-        assert problems(result) == {unsent.profile_url: SUPPRESSED_UNSENT, withheld.profile_url: SUPPRESSED_FOUND}
+        assert problems(result) == {spelled: SUPPRESSED_UNSENT, withheld.profile_url: SUPPRESSED_FOUND}
         assert work_emails(withheld)[0] not in json.dumps(result)
         assert await state.cache.entry("url", withheld.profile_url) is None  # what was kept of them is gone
         assert await state.cache.entry("url", served.profile_url) is not None
@@ -321,22 +322,42 @@ async def test_an_email_look_up_whose_contact_answer_names_the_profile_url_buys_
 async def test_planning_sets_aside_a_cached_person_who_opted_out_since_under_the_spelling_asked_and_drops_the_entry(
     sandbox: SandboxServer, upstream: Upstream, tmp_path: Path
 ) -> None:
-    gone, kept = people_where(sandbox, lambda p: bool(work_emails(p)), 2, offset=380)
+    gone, kept, named = people_where(sandbox, lambda p: bool(work_emails(p)), 3, offset=380)
     optout = tmp_path / "optout"
     spelled = gone.profile_url.replace("https://www.", "http://").upper()  # another spelling of their URL
     urls = [spelled, kept.profile_url]
     # The housekeeper would erase them from the cache within seconds; planning must not wait for that.
     async with serving(upstream, optout, housekeeping_seconds=3600) as (client, state):
         await look_up(client, "enrich_person_by_url", by_url(urls, NAME_AND_WORK_EMAIL))
-        opt_out(optout, work_emails(gone)[0])  # only their cached data shows it
-        lookup = Lookup("url", check_profile_urls(urls), FieldSelection.of(NAME_AND_WORK_EMAIL))
+        opt_out(optout, work_emails(gone)[0], named.profile_url)  # only their cached data shows the first
+        named_as = named.profile_url.replace("https://www.", "www.").upper()
+        lookup = Lookup("url", check_profile_urls([*urls, named_as]), FieldSelection.of(NAME_AND_WORK_EMAIL))
         the_plan = await enrichment.plan(state, lookup)
 
-        assert the_plan.suppressed == {gone.profile_url: spelled}
+        assert the_plan.suppressed == {gone.profile_url: spelled, named.profile_url: named_as}
         assert list(the_plan.hits) == [kept.profile_url] and the_plan.needs == []
-        assert the_plan.quote.estimate == 0
+        assert (the_plan.quote.estimate, the_plan.quote.breakdown) == (
+            0,
+            "nothing to fetch, 1 more served free from the cache",
+        )
         assert await state.cache.entry("url", gone.profile_url) is None
         assert await state.cache.entry("url", kept.profile_url) is not None
+
+
+@CURRENT  # the overview has no account listing to lack an endpoint
+async def test_a_look_up_the_cache_answers_whole_is_not_refused_for_an_endpoint_the_plan_lacks_since(
+    sandbox: SandboxServer, upstream: Upstream, tmp_path: Path
+) -> None:
+    [person] = people_where(sandbox, lambda p: bool(work_emails(p)), 1, offset=390)
+    async with serving(upstream, tmp_path / "optout") as (client, state):
+        await look_up(client, "enrich_person_by_url", by_url([person.profile_url], NAME_AND_WORK_EMAIL))
+        response = upstream.post("/_sandbox/plan", {"endpoints": {PATHS["enrich"]: {"status": "not_enabled"}}})
+        assert response.status_code == 200, response.text
+        lookup = Lookup("url", check_profile_urls([person.profile_url]), FieldSelection.of(NAME_AND_WORK_EMAIL))
+        the_plan = await enrichment.plan(state, lookup)  # this lifespan reads the account now, without enrich
+        assert not the_plan.view.enabled("enrich")
+
+    assert list(the_plan.hits) == [person.profile_url] and the_plan.needs == []
 
 
 # --- misses -----------------------------------------------------------------------------------------------------------
