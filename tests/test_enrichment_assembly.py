@@ -717,12 +717,14 @@ async def test_the_result_carries_everything_around_the_people_and_gives_the_peo
     settings = settings_for(upstream.url, upstream.key, max_result_bytes=8_000, sandbox=True)
     server = build_server(settings)
     originals = [f"Person.{i}@ACME.example" for i in range(25)]
-    lookup = Lookup("email", check_business_emails(originals), FieldSelection.of(["basic_profile.headline"]))
+    unknown = [f"nobody.by.this.rather.long.name.number.{i}@ACME.example" for i in range(10)]
+    lookup = Lookup("email", check_business_emails(originals + unknown), FieldSelection.of(["basic_profile.headline"]))
     headline = "A headline that takes room in every result, short enough to be kept whole by the size cap. " + "h" * 10
     people = {
         normalised: [EnrichMatch(confidence_score=0.9, person_data={"basic_profile": {"headline": f"{i} {headline}"}})]
-        for i, normalised in enumerate(lookup.batch.normalised)
+        for i, normalised in enumerate(lookup.batch.normalised[:25])
     }
+    people.update({normalised: [] for normalised in lookup.batch.normalised[25:]})
     cached = lookup.batch.normalised[0]
     fetched = Fetched(
         matches={k: v for k, v in people.items() if k != cached},
@@ -762,7 +764,8 @@ async def test_the_result_carries_everything_around_the_people_and_gives_the_peo
     }
     assert all("cached" not in person for person in shown[1:])
     # The people got what the cap left after the envelope, the problems, the notes and the reasons: no more.
-    room = 8_000 - 1_500 - json_size(result["problems"]) - json_size(notes) - json_size(why_empty)
+    assert result["not_found"] == unknown
+    room = 8_000 - 1_500 - json_size(result["problems"]) - json_size(unknown) - json_size(notes) - json_size(why_empty)
     assert json_size(shown) <= room < json_size(shown) + json_size(shown[-1]) + 2
     assert "omitted" in result["truncated"] and 10 < len(shown) < 25
 
