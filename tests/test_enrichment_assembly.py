@@ -21,11 +21,14 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult
 
+from person_enrich_mcp.account import AccountView, EndpointAccess
 from person_enrich_mcp.api import Dialect, EnrichMatch
 from person_enrich_mcp.api.contract import PATHS
 from person_enrich_mcp.api.routes import route
 from person_enrich_mcp.budget import Quote, Receipt
-from person_enrich_mcp.fields import FieldSelection
+from person_enrich_mcp.cache import CachedLookup
+from person_enrich_mcp.errors import PlanRestrictionError
+from person_enrich_mcp.fields import FieldSelection, json_size
 from person_enrich_mcp.identifiers import check_business_emails, check_profile_urls
 from person_enrich_mcp.pricing import PriceTable
 from person_enrich_mcp.privacy.guard import SUPPRESSED_FOUND, SUPPRESSED_UNSENT
@@ -38,7 +41,8 @@ from person_enrich_mcp.server import build_server
 from person_enrich_mcp.state import MemoryStore
 from person_enrich_mcp.tools import enrichment
 from person_enrich_mcp.tools.context import AppState
-from person_enrich_mcp.tools.lookups import Fetched, Lookup, Need, Plan
+from person_enrich_mcp.tools.lookups import Fetched, Kind, Lookup, Need, Plan
+from person_enrich_mcp.tools.results import ProblemOut
 from tests.conftest import Upstream, canary_key, per_revision, settings_for, text_of
 from tests.otel_helpers import SeenSpan, by_name, captured_spans, install_provider
 
@@ -133,6 +137,21 @@ def people_where(sandbox: SandboxServer, having: Callable[[Person], bool], n: in
     return chosen
 
 
+TRACED: dict[str, Any] = {"otel_traces_exporters": ("otlp",)}
+
+
+def attributes(span: SeenSpan, *names: str) -> dict[str, Any]:
+    return {name: span.attributes.get(f"person_enrich.{name}") for name in names}
+
+
+def planned(spans: list[SeenSpan]) -> list[tuple[str, int]]:
+    """(identifier kind, identifiers) of every plan span."""
+    return [
+        (p.attributes["person_enrich.identifier_kind"], p.attributes["person_enrich.identifiers"])
+        for p in by_name(spans, "person_enrich.plan")
+    ]
+
+
 # --- the opt-out list in a URL batch ---------------------------------------------------------------------------------
 
 
@@ -145,7 +164,8 @@ async def test_opted_out_people_in_a_batch_go_unsent_or_withheld_and_erased_whil
         await look_up(client, "enrich_person_by_url", by_url([withheld.profile_url], NAME))
         assert await state.cache.entry("url", withheld.profile_url) is not None  # their name, cached before
         opt_out(optout, unsent.profile_url, work_emails(withheld)[0])
-        urls = [unsent.profile_url, withheld.profile_url, served.profile_url]
+        spelled = unsent.profile_url.replace("https://www.", "").upper() + "/"  # reported as the caller wrote it
+        urls = [spelled, withheld.profile_url, served.profile_url]
         result = await look_up(client, "enrich_person_by_url", by_url(urls, NAME_AND_WORK_EMAIL))
 
         assert matched(result) == [served.profile_url]
@@ -153,7 +173,7 @@ async def test_opted_out_people_in_a_batch_go_unsent_or_withheld_and_erased_whil
             "basic_profile": {"name": served.data["basic_profile"]["name"]},
             "contact": {"business_emails": served.data["contact"]["business_emails"]},
         }
-        assert problems(result) == {unsent.profile_url: SUPPRESSED_UNSENT, withheld.profile_url: SUPPRESSED_FOUND}
+        assert problems(result) == {spelled: SUPPRESSED_UNSENT, withheld.profile_url: SUPPRESSED_FOUND}
         assert work_emails(withheld)[0] not in json.dumps(result)
         assert await state.cache.entry("url", withheld.profile_url) is None  # what was kept of them is gone
         assert await state.cache.entry("url", served.profile_url) is not None
@@ -299,6 +319,47 @@ async def test_an_email_look_up_whose_contact_answer_names_the_profile_url_buys_
     assert [e for e, *_ in urls_sent(upstream)] == ["contact", "enrich"]
 
 
+async def test_planning_sets_aside_a_cached_person_who_opted_out_since_under_the_spelling_asked_and_drops_the_entry(
+    sandbox: SandboxServer, upstream: Upstream, tmp_path: Path
+) -> None:
+    gone, kept, named = people_where(sandbox, lambda p: bool(work_emails(p)), 3, offset=380)
+    optout = tmp_path / "optout"
+    spelled = gone.profile_url.replace("https://www.", "http://").upper()  # another spelling of their URL
+    urls = [spelled, kept.profile_url]
+    # The housekeeper would erase them from the cache within seconds; planning must not wait for that.
+    async with serving(upstream, optout, housekeeping_seconds=3600) as (client, state):
+        await look_up(client, "enrich_person_by_url", by_url(urls, NAME_AND_WORK_EMAIL))
+        opt_out(optout, work_emails(gone)[0], named.profile_url)  # only their cached data shows the first
+        named_as = named.profile_url.replace("https://www.", "www.").upper()
+        lookup = Lookup("url", check_profile_urls([*urls, named_as]), FieldSelection.of(NAME_AND_WORK_EMAIL))
+        the_plan = await enrichment.plan(state, lookup)
+
+        assert the_plan.suppressed == {gone.profile_url: spelled, named.profile_url: named_as}
+        assert list(the_plan.hits) == [kept.profile_url] and the_plan.needs == []
+        assert (the_plan.quote.estimate, the_plan.quote.breakdown) == (
+            0,
+            "nothing to fetch, 1 more served free from the cache",
+        )
+        assert await state.cache.entry("url", gone.profile_url) is None
+        assert await state.cache.entry("url", kept.profile_url) is not None
+
+
+@CURRENT  # the overview has no account listing to lack an endpoint
+async def test_a_look_up_the_cache_answers_whole_is_not_refused_for_an_endpoint_the_plan_lacks_since(
+    sandbox: SandboxServer, upstream: Upstream, tmp_path: Path
+) -> None:
+    [person] = people_where(sandbox, lambda p: bool(work_emails(p)), 1, offset=390)
+    async with serving(upstream, tmp_path / "optout") as (client, state):
+        await look_up(client, "enrich_person_by_url", by_url([person.profile_url], NAME_AND_WORK_EMAIL))
+        response = upstream.post("/_sandbox/plan", {"endpoints": {PATHS["enrich"]: {"status": "not_enabled"}}})
+        assert response.status_code == 200, response.text
+        lookup = Lookup("url", check_profile_urls([person.profile_url]), FieldSelection.of(NAME_AND_WORK_EMAIL))
+        the_plan = await enrichment.plan(state, lookup)  # this lifespan reads the account now, without enrich
+        assert not the_plan.view.enabled("enrich")
+
+    assert list(the_plan.hits) == [person.profile_url] and the_plan.needs == []
+
+
 # --- misses -----------------------------------------------------------------------------------------------------------
 
 
@@ -319,7 +380,8 @@ async def test_a_url_the_profile_step_does_not_know_is_cached_as_a_miss_so_askin
         assert matched(result) == [known.profile_url] and result["not_found"] == [UNKNOWN_URL]
         assert person_out(result, known.profile_url) == {"basic_profile": {"name": known.data["basic_profile"]["name"]}}
     assert first["receipt"]["charged"] == "1.00"
-    assert again["receipt"]["charged"] == "0.00" and again["receipt"]["cache_hits"] == 2
+    assert again["receipt"]["charged"] == again["receipt"]["estimated"] == "0.00"
+    assert again["receipt"]["cache_hits"] == 2
     assert len(upstream.paid_requests()) == requests  # the second call sent nothing
 
 
@@ -359,12 +421,14 @@ async def test_when_a_later_profile_request_fails_the_people_already_fetched_and
     schooled = people_where(sandbox, lambda p: bool(work_emails(p) and p.data["education"]["schools"]), 3, offset=5)
     partly_cached, unreached, cached = schooled
     fields = ["basic_profile.name", "education.schools.school", "contact.business_emails"]
-    async with serving(upstream, tmp_path / "optout") as (client, state):
+    install_provider()
+    async with serving(upstream, tmp_path / "optout", **TRACED) as (client, state):
         await look_up(client, "enrich_person_by_url", by_url([cached.profile_url], fields))
         await look_up(client, "enrich_person_by_url", by_url([partly_cached.profile_url], NAME))
         # The partly cached person needs only the education group: a request of its own, sent (and paid) first.
         urls = [partly_cached.profile_url, unreached.profile_url, cached.profile_url]
-        result = await look_up(client, "enrich_person_by_url", by_url(urls, fields))
+        with captured_spans() as spans:
+            result = await look_up(client, "enrich_person_by_url", by_url(urls, fields))
 
         entry = await state.cache.entry("url", partly_cached.profile_url)
         assert entry is not None and set(entry.selection.paths) >= {"basic_profile.name", "education.schools.school"}
@@ -381,6 +445,14 @@ async def test_when_a_later_profile_request_fails_the_people_already_fetched_and
         ("enrich", [partly_cached.profile_url], 200),
         ("enrich", [unreached.profile_url], 400),
     ]
+    [fetch] = by_name(spans, "person_enrich.fetch")
+    assert fetch.attributes["error.type"] == "upstream_rejected_request" and fetch.status.startswith("ERROR")
+    assert attributes(fetch, "identifiers", "steps", "charged", "found") == {
+        "identifiers": 2,
+        "steps": 4,
+        "charged": 1.0,
+        "found": 1,
+    }
 
 
 # --- the last check before the model ---------------------------------------------------------------------------------
@@ -411,7 +483,7 @@ async def test_candidates_who_opted_out_after_they_were_fetched_are_withheld_and
             ],
             "floor@acme.example": [candidate("At The Floor", "floor@acme.example", 0.8)],
         },
-        dropped=2,  # two further candidates the fetch already left out
+        dropped=1,  # a further candidate the fetch already left out
     )
     zero = Decimal(0)
     receipt = Receipt("enrich_person_by_email", zero, zero, 0, zero, zero, Decimal(10), "2026-12-01T00:00:00Z")
@@ -424,7 +496,7 @@ async def test_candidates_who_opted_out_after_they_were_fetched_are_withheld_and
     assert [p["person_data"]["basic_profile"]["name"] for p in result["people"]] == ["Kept", "At The Floor"]
     assert problems(result) == {
         "everyone@acme.example": SUPPRESSED_FOUND,
-        "(opt-out)": "3 further candidates withheld: on this server's opt-out list",
+        "(opt-out)": "2 further candidates withheld: on this server's opt-out list",
     }
     assert "gone" not in json.dumps(result).lower()
     assert upstream.paid_requests() == []
@@ -511,6 +583,31 @@ async def test_an_email_whose_entry_lacks_a_field_is_resolved_again_in_full_and_
     assert person_out(wider, owner.business_emails[0])["basic_profile"]["name"] == owner.data["basic_profile"]["name"]
 
 
+def test_the_urls_a_look_up_returned_are_those_with_people_from_the_cache_or_the_upstream_and_only_for_urls() -> None:
+    person = [candidate("Someone", "someone@acme.example", 1.0)]
+    prices = DOCUMENTED[Dialect.CURRENT]
+    view = AccountView(Dialect.CURRENT, "account", prices)
+    hits = {
+        "https://www.linkedin.com/in/cached-1": CachedLookup(person),
+        "https://www.linkedin.com/in/miss-1": CachedLookup([]),
+    }
+    fetched = Fetched(
+        matches={"https://www.linkedin.com/in/fetched-1": person, "https://www.linkedin.com/in/nobody-1": []}
+    )
+    by_url_plan = Plan(
+        Lookup("url", check_profile_urls([]), FieldSelection.of(NAME)), view, hits, [], Quote(Decimal(0), "")
+    )
+    assert enrichment.returned_urls(by_url_plan, fetched) == [
+        "https://www.linkedin.com/in/cached-1",
+        "https://www.linkedin.com/in/fetched-1",
+    ]
+    by_email = Plan(
+        Lookup("email", check_business_emails([]), FieldSelection.of(NAME)), view, hits, [], Quote(Decimal(0), "")
+    )
+    assert enrichment.returned_urls(by_email, fetched) == []
+    assert enrichment.charged_total(None) == (Decimal(0), Decimal(0))
+
+
 # --- quotes and the endpoints a route needs ------------------------------------------------------------------------
 
 
@@ -562,6 +659,16 @@ def test_a_quote_groups_the_profiles_by_worst_case_dearest_first_and_names_each_
     )
 
 
+def test_an_email_quote_adds_the_resolving_tier_and_the_person_search_to_each_profile_today() -> None:
+    lookup = Lookup("email", check_business_emails([]), FieldSelection.of(NAME))
+    need = [Need("a@acme.example", tuple(NAME), route(Dialect.CURRENT, tuple(NAME)))] * 2
+    quote = enrichment.quote_for(lookup, DOCUMENTED[Dialect.CURRENT], need, 0)
+    assert (quote.estimate, quote.breakdown) == (Decimal("4.06"), "2 profiles × up to 2.03 credits")
+    assert quote.ways_to_lower == ("look up fewer people",)  # two are already more than one
+    overview = [Need("a@acme.example", tuple(NAME), route(Dialect.OVERVIEW, tuple(NAME)))]
+    assert enrichment.quote_for(lookup, DOCUMENTED[Dialect.OVERVIEW], overview, 0).estimate == Decimal(1)
+
+
 def test_a_quote_with_nothing_to_fetch_costs_nothing_and_offers_no_way_to_spend_less() -> None:
     lookup = Lookup("url", check_profile_urls([]), FieldSelection.of(NAME))
     quote = enrichment.quote_for(lookup, DOCUMENTED[Dialect.CURRENT], [], 2)
@@ -570,6 +677,7 @@ def test_a_quote_with_nothing_to_fetch_costs_nothing_and_offers_no_way_to_spend_
         "nothing to fetch, 2 more served free from the cache",
         (),
     )
+    assert isinstance(quote.estimate, Decimal)  # money is Decimal, even when it is nothing
     one = enrichment.quote_for(
         lookup,
         DOCUMENTED[Dialect.CURRENT],
@@ -602,21 +710,115 @@ def test_the_endpoints_a_route_needs_name_the_paths_that_need_each() -> None:
     assert enrichment.endpoints_needed("email", overview) == {"enrich": PRICED.paths}
 
 
+@CURRENT
+async def test_the_result_carries_everything_around_the_people_and_gives_the_people_what_the_cap_leaves(
+    upstream: Upstream,
+) -> None:
+    settings = settings_for(upstream.url, upstream.key, max_result_bytes=8_000, sandbox=True)
+    server = build_server(settings)
+    originals = [f"Person.{i}@ACME.example" for i in range(25)]
+    unknown = [f"nobody.by.this.rather.long.name.number.{i}@ACME.example" for i in range(10)]
+    lookup = Lookup("email", check_business_emails(originals + unknown), FieldSelection.of(["basic_profile.headline"]))
+    headline = "A headline that takes room in every result, short enough to be kept whole by the size cap. " + "h" * 10
+    people = {
+        normalised: [EnrichMatch(confidence_score=0.9, person_data={"basic_profile": {"headline": f"{i} {headline}"}})]
+        for i, normalised in enumerate(lookup.batch.normalised[:25])
+    }
+    people.update({normalised: [] for normalised in lookup.batch.normalised[25:]})
+    cached = lookup.batch.normalised[0]
+    fetched = Fetched(
+        matches={k: v for k, v in people.items() if k != cached},
+        problems=[(lookup.batch.normalised[1], "one look-up came back incomplete")],
+    )
+    notes = [f"a note the result must carry, number {i}: " + "n" * 300 for i in range(3)]
+    why_empty = ["why the page was empty: " + "w" * 300, "and why else: " + "w" * 300]
+    extra = [ProblemOut(identifier=f"extra-{i}", reason="r" * 200) for i in range(3)]
+    zero = Decimal(0)
+    receipt = Receipt("enrich_person_by_email", zero, zero, 1, zero, zero, Decimal(10), "2026-12-01T00:00:00Z")
+    async with server.settings.lifespan(server) as state:  # pyright: ignore[reportOptionalCall]
+        view = await state.account.view()
+        hits = {cached: CachedLookup(people[cached])}
+        the_plan = Plan(lookup, view, hits, [], Quote(zero, "nothing to fetch"))
+        result = enrichment.assemble(
+            state, the_plan, fetched, receipt, extra_problems=extra, total_count=123, next_cursor="next-page",
+            incomplete="stopped part-way", why_empty=why_empty, notes=notes,
+        ).model_dump(mode="json", exclude_none=True)  # fmt: skip
+
+    assert (result["total_count"], result["next_cursor"], result["incomplete"]) == (
+        123,
+        "next-page",
+        "stopped part-way",
+    )
+    assert result["why_empty"] == why_empty and result["notes"][:3] == notes and result["sandbox"] is True
+    assert result["receipt"]["cache_hits"] == 1
+    listed = problems(result)
+    assert listed["Person.1@ACME.example"] == "one look-up came back incomplete"  # named as the caller wrote it
+    assert all(listed[f"extra-{i}"] == "r" * 200 for i in range(3))
+    shown = cast(list[dict[str, Any]], result["people"])
+    assert shown[0] == {
+        "matched_on": "Person.0@ACME.example",
+        "match_type": "business_email",
+        "confidence_score": 0.9,
+        "person_data": {"basic_profile": {"headline": f"0 {headline}"}},
+        "cached": True,
+    }
+    assert all("cached" not in person for person in shown[1:])
+    # The people got what the cap left after the envelope, the problems, the notes and the reasons: no more.
+    assert result["not_found"] == unknown
+    room = 8_000 - 1_500 - json_size(result["problems"]) - json_size(unknown) - json_size(notes) - json_size(why_empty)
+    assert json_size(shown) <= room < json_size(shown) + json_size(shown[-1]) + 2
+    assert "omitted" in result["truncated"] and 10 < len(shown) < 25
+
+
+# --- progress: one step per request kind an identifier needs ---------------------------------------------------------
+
+
+async def progress_of(client: Client, tool: str, arguments: dict[str, Any]) -> list[tuple[float, float | None]]:
+    seen: list[tuple[float, float | None]] = []
+
+    async def progress(progress: float, total: float | None, message: str | None) -> None:
+        del message
+        seen.append((progress, total))
+
+    with anyio.fail_after(60):
+        result = await client.call_tool(tool, arguments, progress_callback=progress)
+    succeeded(result)
+    return seen
+
+
+async def test_progress_counts_a_step_per_request_kind_each_identifier_needs_and_ends_complete(
+    sandbox: SandboxServer, upstream: Upstream, tmp_path: Path, revision: str
+) -> None:
+    a, b, c, d = people_where(sandbox, lambda p: bool(work_emails(p)), 4, offset=370)
+    dataset = sandbox.state.dataset
+    [owner] = people_where(
+        sandbox,
+        lambda p: bool(p.business_emails) and len(dataset.email_candidates(p.business_emails[0])) == 1,
+        1,
+        offset=50,
+    )
+    async with serving(upstream, tmp_path / "optout") as (client, _):
+        profile_and_tier = await progress_of(
+            client, "enrich_person_by_url", by_url([a.profile_url, b.profile_url], NAME_AND_WORK_EMAIL)
+        )
+        tier_only = await progress_of(
+            client, "enrich_person_by_url", by_url([c.profile_url, d.profile_url], ["contact.business_emails"])
+        )
+        by_email = await progress_of(
+            client, "enrich_person_by_email", {"business_emails": owner.business_emails[:1], "fields": NAME}
+        )
+        # Nobody found by the profile step: its contact request is never sent, and the progress still completes.
+        nobody = await progress_of(client, "enrich_person_by_url", by_url([UNKNOWN_URL], NAME_AND_WORK_EMAIL))
+
+    # Today: a profile and a contact request per URL; the address's contact step and its profile (the person
+    # search in between is not an identifier's step). The overview: one enrich per identifier.
+    assert profile_and_tier == per_revision(revision, current=[(2, 4), (4, 4)], overview=[(2, 2)])
+    assert tier_only == [(2, 2)]
+    assert by_email == per_revision(revision, current=[(1, 2), (2, 2)], overview=[(1, 1)])
+    assert nobody == per_revision(revision, current=[(1, 2), (2, 2)], overview=[(1, 1)])
+
+
 # --- what the plan and the fetch tell a trace ------------------------------------------------------------------------
-
-TRACED: dict[str, Any] = {"otel_traces_exporters": ("otlp",)}
-
-
-def attributes(span: SeenSpan, *names: str) -> dict[str, Any]:
-    return {name: span.attributes.get(f"person_enrich.{name}") for name in names}
-
-
-def planned(spans: list[SeenSpan]) -> list[tuple[str, int]]:
-    """(identifier kind, identifiers) of every plan span."""
-    return [
-        (p.attributes["person_enrich.identifier_kind"], p.attributes["person_enrich.identifiers"])
-        for p in by_name(spans, "person_enrich.plan")
-    ]
 
 
 @CURRENT
@@ -691,3 +893,67 @@ async def test_an_email_look_up_plans_a_profile_step_only_for_the_candidates_it_
         for p in by_name(found, "person_enrich.plan")
     ]
     assert sorted(kinds) == [("email", 1), ("email", 1), ("url", 1)]
+
+
+# --- what the account's plan refuses before anything is reserved ------------------------------------------------------
+
+
+def account(*, off: tuple[str, ...] = (), withheld: dict[str, tuple[str, ...]] | None = None) -> AccountView:
+    """Today's account with the named endpoints not enabled and some fields withheld per endpoint."""
+    denied = withheld or {}
+    endpoints = {
+        name: EndpointAccess(name, PATHS[name], name not in off, None, frozenset(denied.get(name, ())))
+        for name in ("enrich", "contact", "live", "search")
+    }
+    return AccountView(Dialect.CURRENT, "account", DOCUMENTED[Dialect.CURRENT], endpoints=endpoints)
+
+
+def refusal(view: AccountView, kind: Kind, fields: list[str], needs: list[Need] | None = None, **flags: bool) -> str:
+    lookup = Lookup(kind, check_profile_urls([]), FieldSelection.of(fields), **flags)
+    with pytest.raises(PlanRestrictionError) as refused:
+        enrichment.check_access(view, lookup, needs)
+    assert "Nothing was sent or spent" in str(refused.value)
+    return str(refused.value)
+
+
+def test_a_withheld_field_refuses_the_look_ups_that_touch_it_from_either_side_and_no_other() -> None:
+    inside = account(withheld={"enrich": ("certifications.name",)})
+    assert "certifications.name on /person/enrich" in refusal(inside, "url", ["certifications"])
+    whole = account(withheld={"enrich": ("certifications",)})
+    assert "withholds certifications on /person/enrich" in refusal(whole, "url", ["certifications.name"])
+    assert "withholds certifications on" in refusal(whole, "url", ["certifications", "basic_profile.name"])
+    # A field whose name merely begins with a withheld one's (either way round) is not inside it.
+    website = "experience.employment_details.current.company_website"
+    for withheld, asked in ((website, f"{website}_domain"), (f"{website}_domain", website)):
+        sibling = account(withheld={"enrich": (withheld,)})
+        enrichment.check_access(sibling, Lookup("url", check_profile_urls([]), FieldSelection.of([asked])))
+    tier = account(withheld={"contact": ("contact.phone_numbers",)})
+    assert "withholds contact.phone_numbers on /person/contact/enrich" in refusal(
+        tier, "url", ["basic_profile.name", "contact.phone_numbers"]
+    )
+
+
+def test_a_refusal_names_at_most_eight_withheld_fields_and_counts_the_rest() -> None:
+    withheld = tuple(f"certifications.{leaf}" for leaf in "abcdefghij")  # ten, all inside what is asked
+    message = refusal(account(withheld={"enrich": withheld}), "url", ["certifications"])
+    shown = ", ".join(withheld[:8])
+    assert f"withholds {shown} and 2 more on /person/enrich" in message
+    message = refusal(account(withheld={"enrich": withheld[:8]}), "url", ["certifications"])
+    assert f"withholds {shown} on /person/enrich" in message  # exactly eight: all named
+
+
+def test_each_endpoint_a_look_up_needs_is_checked_and_only_those_its_fetch_needs() -> None:
+    both = ["basic_profile.name", "contact.business_emails"]
+    assert PATHS["search"] in refusal(account(off=("search",)), "email", NAME)
+    assert PATHS["contact"] in refusal(account(off=("contact",)), "email", NAME)  # it resolves the address
+    assert PATHS["contact"] in refusal(account(off=("contact",)), "url", both)
+    assert PATHS["live"] in refusal(account(off=("live",)), "url", NAME, force_fetch=True)
+    enrichment.check_access(
+        account(off=("contact", "search")), Lookup("url", check_profile_urls([]), FieldSelection.of(NAME))
+    )
+    # Without needs the whole selection counts; with them only what is fetched (a cached profile needs no enrich).
+    assert f"{PATHS['enrich']}, which basic_profile.name needs" in refusal(account(off=("enrich",)), "url", both)
+    tier_only = [Need("a", ("contact.business_emails",), route(Dialect.CURRENT, ("contact.business_emails",)))]
+    lookup = Lookup("url", check_profile_urls([]), FieldSelection.of(both))
+    enrichment.check_access(account(off=("enrich",)), lookup, tier_only)
+    enrichment.check_access(account(off=("enrich",)), lookup, [])
