@@ -175,6 +175,7 @@ async def test_opted_out_people_in_a_batch_go_unsent_or_withheld_and_erased_whil
         }
         assert problems(result) == {spelled: SUPPRESSED_UNSENT, withheld.profile_url: SUPPRESSED_FOUND}
         assert work_emails(withheld)[0] not in json.dumps(result)
+        assert "sandbox" not in result  # a real upstream's data is not labelled synthetic
         assert await state.cache.entry("url", withheld.profile_url) is None  # what was kept of them is gone
         assert await state.cache.entry("url", served.profile_url) is not None
         assert await state.cache.entry("url", unsent.profile_url) is None
