@@ -175,6 +175,7 @@ async def test_opted_out_people_in_a_batch_go_unsent_or_withheld_and_erased_whil
         }
         assert problems(result) == {spelled: SUPPRESSED_UNSENT, withheld.profile_url: SUPPRESSED_FOUND}
         assert work_emails(withheld)[0] not in json.dumps(result)
+        assert "sandbox" not in result  # a real upstream's data is not labelled synthetic
         assert await state.cache.entry("url", withheld.profile_url) is None  # what was kept of them is gone
         assert await state.cache.entry("url", served.profile_url) is not None
         assert await state.cache.entry("url", unsent.profile_url) is None
@@ -940,6 +941,8 @@ def test_a_refusal_names_at_most_eight_withheld_fields_and_counts_the_rest() -> 
     assert f"withholds {shown} and 2 more on /person/enrich" in message
     message = refusal(account(withheld={"enrich": withheld[:8]}), "url", ["certifications"])
     assert f"withholds {shown} on /person/enrich" in message  # exactly eight: all named
+    message = refusal(account(withheld={"enrich": withheld[:9]}), "url", ["certifications"])
+    assert f"withholds {shown} and 1 more on /person/enrich" in message
 
 
 def test_each_endpoint_a_look_up_needs_is_checked_and_only_those_its_fetch_needs() -> None:
@@ -947,12 +950,16 @@ def test_each_endpoint_a_look_up_needs_is_checked_and_only_those_its_fetch_needs
     assert PATHS["search"] in refusal(account(off=("search",)), "email", NAME)
     assert PATHS["contact"] in refusal(account(off=("contact",)), "email", NAME)  # it resolves the address
     assert PATHS["contact"] in refusal(account(off=("contact",)), "url", both)
-    assert PATHS["live"] in refusal(account(off=("live",)), "url", NAME, force_fetch=True)
+    live = refusal(account(off=("live",)), "url", NAME, force_fetch=True)
+    assert PATHS["live"] in live and "force_fetch/enrich_realtime (a fresh fetch from the web) needs" in live
+    assert "Call again without force_fetch and enrich_realtime" in live
     enrichment.check_access(
         account(off=("contact", "search")), Lookup("url", check_profile_urls([]), FieldSelection.of(NAME))
     )
     # Without needs the whole selection counts; with them only what is fetched (a cached profile needs no enrich).
-    assert f"{PATHS['enrich']}, which basic_profile.name needs" in refusal(account(off=("enrich",)), "url", both)
+    title = "experience.employment_details.current.title"
+    message = refusal(account(off=("enrich",)), "url", [*both, title])
+    assert f"{PATHS['enrich']}, which basic_profile.name, {title} needs" in message
     tier_only = [Need("a", ("contact.business_emails",), route(Dialect.CURRENT, ("contact.business_emails",)))]
     lookup = Lookup("url", check_profile_urls([]), FieldSelection.of(both))
     enrichment.check_access(account(off=("enrich",)), lookup, tier_only)
