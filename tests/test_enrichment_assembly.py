@@ -137,6 +137,18 @@ def people_where(sandbox: SandboxServer, having: Callable[[Person], bool], n: in
     return chosen
 
 
+def sole_candidate_owner(sandbox: SandboxServer, offset: int) -> Person:
+    """A person whose first work email leads to them alone (an email look-up has one candidate to choose)."""
+    dataset = sandbox.state.dataset
+    [owner] = people_where(
+        sandbox,
+        lambda p: bool(p.business_emails) and len(dataset.email_candidates(p.business_emails[0])) == 1,
+        1,
+        offset,
+    )
+    return owner
+
+
 TRACED: dict[str, Any] = {"otel_traces_exporters": ("otlp",)}
 
 
@@ -300,13 +312,7 @@ async def test_a_url_look_up_reports_the_profile_steps_confidence_and_the_contac
 async def test_an_email_look_up_whose_contact_answer_names_the_profile_url_buys_the_profile_without_a_person_search(
     sandbox: SandboxServer, upstream: Upstream
 ) -> None:
-    dataset = sandbox.state.dataset
-    [owner] = people_where(
-        sandbox,
-        lambda p: bool(p.business_emails) and len(dataset.email_candidates(p.business_emails[0])) == 1,
-        1,
-        offset=12,
-    )
+    owner = sole_candidate_owner(sandbox, offset=12)
     gateway = ContactGateway(urls_by_id={owner.person_id: owner.profile_url})
     settings = settings_for(upstream.url, upstream.key, **OPEN_HANDED)
     arguments = {"business_emails": [owner.business_emails[0]], "fields": NAME_AND_WORK_EMAIL}
@@ -562,13 +568,7 @@ async def test_today_a_partly_cached_url_asks_only_for_the_groups_and_tiers_its_
 async def test_an_email_whose_entry_lacks_a_field_is_resolved_again_in_full_and_its_profile_comes_from_the_url_cache(
     sandbox: SandboxServer, upstream: Upstream, tmp_path: Path
 ) -> None:
-    dataset = sandbox.state.dataset
-    [owner] = people_where(
-        sandbox,
-        lambda p: bool(p.business_emails) and len(dataset.email_candidates(p.business_emails[0])) == 1,
-        1,
-        offset=40,
-    )
+    owner = sole_candidate_owner(sandbox, offset=40)
     arguments = {"business_emails": owner.business_emails[:1], "fields": NAME}
     async with serving(upstream, tmp_path / "optout") as (client, _):
         await look_up(client, "enrich_person_by_email", arguments)
@@ -791,13 +791,7 @@ async def test_progress_counts_a_step_per_request_kind_each_identifier_needs_and
     sandbox: SandboxServer, upstream: Upstream, tmp_path: Path, revision: str
 ) -> None:
     a, b, c, d = people_where(sandbox, lambda p: bool(work_emails(p)), 4, offset=370)
-    dataset = sandbox.state.dataset
-    [owner] = people_where(
-        sandbox,
-        lambda p: bool(p.business_emails) and len(dataset.email_candidates(p.business_emails[0])) == 1,
-        1,
-        offset=50,
-    )
+    owner = sole_candidate_owner(sandbox, offset=50)
     async with serving(upstream, tmp_path / "optout") as (client, _):
         profile_and_tier = await progress_of(
             client, "enrich_person_by_url", by_url([a.profile_url, b.profile_url], NAME_AND_WORK_EMAIL)
@@ -867,13 +861,7 @@ async def test_the_plan_and_fetch_spans_count_what_was_suppressed_served_from_th
 async def test_an_email_look_up_plans_a_profile_step_only_for_the_candidates_it_found(
     sandbox: SandboxServer, upstream: Upstream, tmp_path: Path
 ) -> None:
-    dataset = sandbox.state.dataset
-    [owner] = people_where(
-        sandbox,
-        lambda p: bool(p.business_emails) and len(dataset.email_candidates(p.business_emails[0])) == 1,
-        1,
-        offset=30,
-    )
+    owner = sole_candidate_owner(sandbox, offset=30)
     unknown = "nobody.here@" + owner.business_emails[0].split("@")[1]
     install_provider()
     async with serving(upstream, tmp_path / "optout", **TRACED) as (client, _):
